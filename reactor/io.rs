@@ -1,0 +1,60 @@
+//! The poll phase: wait for readiness, then hand each event to its owner.
+//!
+//! This is where the loop sleeps. [`Core::poll_timeout`] decides how long; `mio::Poll::poll`
+//! (`epoll_wait` on Linux) blocks until an event arrives or the timeout passes; then every event
+//! is routed by its token. Tokens are either a handle's packed (slot, generation) id, or one of
+//! the reserved tokens below, which are out of reach of any slot number.
+//!
+//! ```text
+//! epoll_wait ──▶ mio::Events ──▶ token ──┬─ WAKER   ──▶ drain the Remote inbox ──▶ posted closures
+//!                                        └─ SIGNALS ──▶ read the self-pipe     ──▶ signal callbacks
+//! ```
+
+use std::time::Duration;
+
+use crate::Result;
+use crate::error::is_transient;
+use crate::event_loop::Core;
+
+/// The token of the cross-thread waker (see [`Remote`](crate::Remote)).
+pub(crate) const WAKER: mio::Token = mio::Token(usize::MAX);
+/// The token of the signal self-pipe (see [`signal`](crate::signal)).
+pub(crate) const SIGNALS: mio::Token = mio::Token(usize::MAX - 1);
+
+impl Core {
+    /// Polls for readiness for at most `timeout` (`None`: until an event) and dispatches the
+    /// events. Only a failure of the poller itself is an error.
+    pub(crate) fn poll_io(
+        &mut self,
+        events: &mut mio::Events,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        // A virtual clock does not wait for timers: it polls without blocking and, if nothing
+        // happened, jumps to the deadline instead.
+        let wait = if self.clock.is_virtual() { timeout.map(|_| Duration::ZERO) } else { timeout };
+        if let Err(err) = self.poll.poll(events, wait) {
+            if !is_transient(&err) {
+                return Err(err.into());
+            }
+            // EINTR: a signal arrived. Its byte is in the self-pipe; the next poll reports it.
+            events.clear();
+        }
+        if timeout != Some(Duration::ZERO) {
+            // We may have slept: callbacks must not see the time from before the wait.
+            self.update_time();
+            if events.is_empty() {
+                self.clock.advance(timeout.unwrap_or(Duration::ZERO));
+            }
+        }
+
+        for event in events.iter() {
+            match event.token() {
+                WAKER => self.drain_inbox(),
+                SIGNALS => self.deliver_signals(),
+                // Handle tokens arrive with the stream handles (sockets); none exist yet.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,6 @@
+//! The only `unsafe` code in the crate: the libc calls that mio does not wrap.
+//!
+//! Everything outside this module is checked by `#![deny(unsafe_code)]` in `lib.rs`. Each
+//! `unsafe` block here carries a `// SAFETY:` comment saying why it is sound.
+
+pub(crate) mod signal;

@@ -1,0 +1,91 @@
+//! Small helpers shared by the integration tests (like mio's `tests/util`).
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reactor::EventLoop;
+
+/// A shared, append-only record of what callbacks did, in order. `Send`, so posted closures
+/// can log too.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&self, entry: impl Into<String>) {
+        self.0.lock().unwrap().push(entry.into());
+    }
+
+    /// Everything logged so far, leaving the log empty.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+/// A shared counter for callbacks.
+#[derive(Clone, Default)]
+pub struct Count(Arc<Mutex<usize>>);
+
+impl Count {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn bump(&self) {
+        *self.0.lock().unwrap() += 1;
+    }
+
+    pub fn get(&self) -> usize {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// A loop whose clock only moves when it would sleep until a timer: timer tests run instantly
+/// and see exact times.
+pub fn virtual_loop() -> EventLoop {
+    EventLoop::builder().virtual_clock(true).build().expect("create a loop")
+}
+
+/// Runs `f` on its own thread and fails the test if it does not finish within `limit`. For
+/// tests whose failure mode would be a loop that blocks forever.
+pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = mpsc::channel();
+    let body = std::thread::spawn(move || done.send(f()).ok());
+    match result.recv_timeout(limit) {
+        Ok(value) => value,
+        // The body panicked: report its panic, not a timeout.
+        Err(mpsc::RecvTimeoutError::Disconnected) => match body.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(_) => unreachable!("the body ended without sending its result"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the test body did not finish in {limit:?}"),
+    }
+}
+
+/// Aborts the test process if it is still armed after `limit`: a loop that blocks forever fails
+/// the test run instead of hanging it. Disarmed when dropped.
+pub struct Watchdog {
+    _disarm: mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    pub fn arm(limit: Duration) -> Watchdog {
+        let (disarm, disarmed) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = disarmed.recv_timeout(limit) {
+                eprintln!("watchdog: the loop is still running after {limit:?}; aborting");
+                std::process::abort();
+            }
+        });
+        Watchdog { _disarm: disarm }
+    }
+}
