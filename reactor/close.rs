@@ -17,13 +17,18 @@
 //! # The contract (libuv's `uv_close`)
 //!
 //! - `close` stops the handle at once (a timer is disarmed, a watcher or signal handle
-//!   stopped), so none of its callbacks runs after `close` returns.
+//!   stopped, a listener stops accepting, a stream stops reading), so none of its callbacks
+//!   runs after `close` returns, except the close callbacks.
 //! - The close callback runs in the closing phase of the same iteration, after every I/O
 //!   callback of the pass, and never inside `close` itself. Only then is the slot freed and the
 //!   id becomes stale.
+//! - A stream is closed gracefully: if output is still queued, it is flushed first and the close
+//!   callbacks run in the closing phase of the iteration in which that finishes (see
+//!   [`stream`](crate::stream); [`Core::abort`] does not wait).
 //! - Closing a closing or freed handle returns [`Error::Closed`](crate::Error). A closing handle
 //!   keeps the loop alive until its close callback has run.
 
+use std::io;
 use std::mem;
 
 use crate::Result;
@@ -31,12 +36,21 @@ use crate::dispatch::{self, Task};
 use crate::event_loop::Core;
 use crate::handle::{HandleId, Signal, State, Timer};
 
-/// Handles whose close callbacks are due in the closing phase, with those callbacks. A close
-/// callback lives here rather than in the handle, which only needs it once it is closing.
+/// A handle whose close callbacks are due in the closing phase.
+struct Closed {
+    id: HandleId,
+    /// The callback given to `close_with`. It lives here rather than in the handle, which only
+    /// needs it once it is closing.
+    on_close: Option<Task>,
+    /// What ended a stream, for its handler's `on_close`.
+    error: Option<io::Error>,
+}
+
+/// The handles due in the closing phase.
 pub(crate) struct Closing {
-    list: Vec<(HandleId, Option<Task>)>,
+    list: Vec<Closed>,
     /// Reused buffer for the phase runner.
-    batch: Vec<(HandleId, Option<Task>)>,
+    batch: Vec<Closed>,
 }
 
 impl Closing {
@@ -50,6 +64,11 @@ impl Closing {
 
     pub(crate) fn len(&self) -> usize {
         self.list.len()
+    }
+
+    /// Schedules the close callbacks of `id`, which is already stopped and marked closing.
+    pub(crate) fn push(&mut self, id: HandleId, on_close: Option<Task>, error: Option<io::Error>) {
+        self.list.push(Closed { id, on_close, error });
     }
 }
 
@@ -70,19 +89,28 @@ impl Core {
     }
 
     fn start_closing(&mut self, id: HandleId, on_close: Option<Task>) -> Result<()> {
-        self.stop_handle(id)?;
+        if self.stop_handle(id)? == Stopped::Flushing {
+            self.open_handle_mut(id)?.closing = true;
+            self.close_stream(id, on_close);
+            return Ok(());
+        }
         self.open_handle_mut(id)?.closing = true;
-        self.closing.list.push((id, on_close));
+        self.set_active(id, false);
+        self.closing.push(id, on_close, None);
         Ok(())
     }
 
     /// Stops a handle of any kind: the one place that knows how each kind is stopped.
-    fn stop_handle(&mut self, id: HandleId) -> Result<()> {
+    fn stop_handle(&mut self, id: HandleId) -> Result<Stopped> {
         match self.open_handle_mut(id)?.state {
-            State::Timer(_) => self.timer_stop(Timer(id)),
-            State::Watcher(_) => self.watcher_stop(id),
-            State::Signal(_) => self.signal_stop(Signal(id)),
+            State::Timer(_) => self.timer_stop(Timer(id))?,
+            State::Watcher(_) => self.watcher_stop(id)?,
+            State::Signal(_) => self.signal_stop(Signal(id))?,
+            // Closing the socket (when the slot is freed) is all it takes.
+            State::Listener(_) | State::Udp(_) => {}
+            State::Stream(_) => return Ok(Stopped::Flushing),
         }
+        Ok(Stopped::Now)
     }
 
     /// The closing phase: run the close callbacks and free the slots.
@@ -91,9 +119,18 @@ impl Core {
     /// (the loop stays alive and does not block meanwhile).
     pub(crate) fn run_closing(&mut self) {
         let mut batch = mem::replace(&mut self.closing.list, mem::take(&mut self.closing.batch));
-        for (id, on_close) in batch.drain(..) {
-            dispatch::run_close(self, id, on_close);
+        for Closed { id, on_close, error } in batch.drain(..) {
+            dispatch::run_close(self, id, on_close, error);
         }
         self.closing.batch = batch;
     }
+}
+
+/// How far `stop_handle` got.
+#[derive(PartialEq, Eq)]
+enum Stopped {
+    /// The handle is stopped; its close callbacks can run in this closing phase.
+    Now,
+    /// A stream: it stops reading, and its close callbacks wait for its queue to flush.
+    Flushing,
 }

@@ -33,11 +33,16 @@
 
 use std::any::Any;
 use std::fmt;
+use std::io;
 use std::mem;
+use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe, Location};
 
 use crate::event_loop::Core;
-use crate::handle::{HandleId, Signal, State, Timer};
+use crate::handle::{HandleId, Signal, State, Stream, Timer, Udp};
+use crate::listener::AcceptFn;
+use crate::stream::{Conn, StreamHandler};
+use crate::udp::UdpFn;
 
 /// A timer's callback.
 pub(crate) type TimerFn = Box<dyn FnMut(&mut Core, Timer)>;
@@ -49,13 +54,37 @@ pub(crate) type SignalFn = Box<dyn FnMut(&mut Core, Signal, i32)>;
 /// The function that receives panic reports.
 pub(crate) type PanicHook = Box<dyn FnMut(&PanicReport<'_>)>;
 
-/// A handle's callback, stored in its slab entry. Matched in exactly one place: [`run_handle`].
+/// A handle's callback, stored in its slab entry. Matched in exactly one place: [`run_handle`]
+/// (and [`run_close`], for a stream handler's `on_close`).
 pub(crate) enum Callback {
     Timer(TimerFn),
     Watcher(WatcherFn),
     Signal(SignalFn),
+    Stream(Box<dyn StreamHandler>),
+    Listener(AcceptFn),
+    Udp(UdpFn),
     /// The callback is running (or the handle has none).
     Taken,
+}
+
+/// What happened to the handle whose callback [`run_handle`] runs.
+pub(crate) enum Event<'a> {
+    /// A timer fired, a watcher's phase came, a signal arrived: the handle's one callback.
+    Fire,
+    /// Something for a stream's handler.
+    Stream(StreamEvent<'a>),
+    /// A listener accepted this stream and needs its handler.
+    Accept(Stream),
+    /// A UDP socket received a datagram.
+    Datagram(&'a [u8], SocketAddr),
+}
+
+/// The [`StreamHandler`] method to call (`on_close` is called by [`run_close`]).
+pub(crate) enum StreamEvent<'a> {
+    Open,
+    Data(&'a [u8]),
+    Eof,
+    Drain,
 }
 
 /// A one-shot closure that is not tied to a handle: a deferred callback, a posted closure or a
@@ -73,8 +102,8 @@ impl Task {
     }
 }
 
-/// Runs the callback of handle `id`.
-pub(crate) fn run_handle(core: &mut Core, id: HandleId) {
+/// Runs the callback of handle `id` for `event`.
+pub(crate) fn run_handle(core: &mut Core, id: HandleId, event: Event<'_>) {
     let Some(handle) = core.handles.get_mut(id) else { return };
     let mut callback = mem::replace(&mut handle.callback, Callback::Taken);
     let (kind, site) = (handle.kind(), handle.site);
@@ -83,11 +112,28 @@ pub(crate) fn run_handle(core: &mut Core, id: HandleId) {
         _ => 0,
     };
 
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| match &mut callback {
-        Callback::Timer(f) => f(core, Timer(id)),
-        Callback::Watcher(f) => f(core, id),
-        Callback::Signal(f) => f(core, Signal(id), signum),
-        Callback::Taken => {}
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| match (&mut callback, event) {
+        (Callback::Timer(f), _) => f(core, Timer(id)),
+        (Callback::Watcher(f), _) => f(core, id),
+        (Callback::Signal(f), _) => f(core, Signal(id), signum),
+        (Callback::Stream(handler), Event::Stream(event)) => {
+            let conn = &mut Conn::new(core, Stream(id));
+            match event {
+                StreamEvent::Open => handler.on_open(conn),
+                StreamEvent::Data(data) => handler.on_data(conn, data),
+                StreamEvent::Eof => handler.on_eof(conn),
+                StreamEvent::Drain => handler.on_drain(conn),
+            }
+        }
+        (Callback::Listener(factory), Event::Accept(stream)) => {
+            let handler = factory(stream);
+            if let Some(accepted) = core.handles.get_mut(stream.0) {
+                accepted.callback = Callback::Stream(handler);
+            }
+        }
+        (Callback::Udp(f), Event::Datagram(data, peer)) => f(core, Udp(id), data, peer),
+        // A callback of another kind than the event: nothing to call.
+        _ => {}
     }));
 
     // The slot cannot have been freed meanwhile: slots are freed only in the closing phase.
@@ -109,15 +155,28 @@ pub(crate) fn run_task(core: &mut Core, task: Task, kind: &'static str) {
     }
 }
 
-/// Frees the slot of closing handle `id` and runs its close callback, if it has one.
-pub(crate) fn run_close(core: &mut Core, id: HandleId, on_close: Option<Task>) {
-    let Some(handle) = core.handles.remove(id) else { return };
+/// Frees the slot of closing handle `id` (closing its socket, if it has one) and runs its close
+/// callbacks: a stream handler's `on_close` with the `error` that ended the stream, then the
+/// callback given to `close_with`.
+pub(crate) fn run_close(
+    core: &mut Core,
+    id: HandleId,
+    on_close: Option<Task>,
+    error: Option<io::Error>,
+) {
+    let Some(mut handle) = core.handles.remove(id) else { return };
     let kind = handle.kind();
     let site = on_close.as_ref().map_or(handle.site, |task| task.site);
-    // Dropping the handle drops its callback and what that captured, which may run user `Drop`
-    // code: guard that too.
+    let callback = mem::replace(&mut handle.callback, Callback::Taken);
+    // Dropping the callback drops what it captured, which may run user `Drop` code: guard
+    // that too.
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         drop(handle);
+        if let Callback::Stream(mut handler) = callback {
+            handler.on_close(core, Stream(id), error);
+        } else {
+            drop(callback);
+        }
         if let Some(task) = on_close {
             (task.run)(core);
         }
@@ -177,7 +236,7 @@ impl PanicReport<'_> {
     }
 
     /// What kind of callback panicked: a handle kind ("timer", "idle", "prepare", "check",
-    /// "signal"), "deferred" or "posted".
+    /// "signal", "stream", "listener", "udp"), "deferred" or "posted".
     pub fn kind(&self) -> &'static str {
         match self.source {
             Source::Handle { kind, .. } | Source::Close { kind, .. } | Source::Task { kind } => {

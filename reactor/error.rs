@@ -23,6 +23,9 @@ pub enum Error {
     /// The handle has been closed: `close()` was called on it, or it has been freed and the id is
     /// stale. A stale id never reaches another handle that reused its slot.
     Closed(HandleId),
+    /// The handle's queue is full: the data was not accepted. (A UDP socket's send queue is
+    /// bounded; see [`udp`](crate::udp).)
+    QueueFull(HandleId),
     /// An operating-system call failed.
     Io(io::Error),
 }
@@ -34,6 +37,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Closed(id) => write!(f, "handle {id} is closed"),
+            Error::QueueFull(id) => write!(f, "the send queue of handle {id} is full"),
             Error::Io(err) => err.fmt(f),
         }
     }
@@ -42,7 +46,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Closed(_) => None,
+            Error::Closed(_) | Error::QueueFull(_) => None,
             Error::Io(err) => Some(err),
         }
     }
@@ -61,6 +65,9 @@ impl From<Error> for io::Error {
             Error::Io(err) => err,
             closed @ Error::Closed(_) => {
                 io::Error::new(io::ErrorKind::NotFound, closed.to_string())
+            }
+            full @ Error::QueueFull(_) => {
+                io::Error::new(io::ErrorKind::WouldBlock, full.to_string())
             }
         }
     }

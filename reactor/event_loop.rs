@@ -71,7 +71,8 @@ pub struct EventLoop {
 /// Callbacks receive `&mut Core`; [`EventLoop`] dereferences to it. The calls that create and
 /// drive each kind of handle are documented with that kind: [timers](crate::timer),
 /// [watchers](crate::watchers), [signals](crate::signal), [deferred callbacks](crate::deferred),
-/// [cross-thread posts](crate::remote), [closing](crate::close).
+/// [cross-thread posts](crate::remote), [closing](crate::close), [streams](crate::stream),
+/// [listeners](crate::listener), [UDP sockets](crate::udp).
 pub struct Core {
     pub(crate) handles: Slots,
     /// Handles that are active and referenced: the count behind [`Core::alive`].
@@ -85,6 +86,12 @@ pub struct Core {
     pub(crate) signals: Signals,
     pub(crate) inbox: Inbox,
     pub(crate) poll: mio::Poll,
+    /// The one buffer every stream and UDP socket reads into (see [`stream`](crate::stream)).
+    /// Allocated on first use; lent out while `on_data` borrows from it.
+    pub(crate) read_buf: Vec<u8>,
+    /// A descriptor held in reserve for accepting under `EMFILE` (see
+    /// [`listener`](crate::listener)). Opened with the first listener.
+    pub(crate) spare_fd: Option<std::fs::File>,
     stop_flag: bool,
     pub(crate) panic_hook: Option<PanicHook>,
 }
@@ -320,6 +327,8 @@ impl Builder {
             signals: Signals::new(),
             inbox,
             poll,
+            read_buf: Vec::new(),
+            spare_fd: None,
             stop_flag: false,
             panic_hook: None,
         };

@@ -1,4 +1,5 @@
-//! Handles: what the loop keeps for every timer, watcher and signal, and how they are named.
+//! Handles: what the loop keeps for every timer, watcher, signal and socket, and how they are
+//! named.
 //!
 //! A handle is an entry in the loop's slab. Its id is a (slot, generation) pair, so an id that
 //! outlives its handle is recognised as stale instead of reaching whatever handle reuses the slot
@@ -23,17 +24,22 @@
 //! # States
 //!
 //! A handle is *active* while it is doing its job: a timer while it is armed, a watcher or a
-//! signal handle while it is started. It is *referenced* unless [`Core::unref`] was called on
-//! it. The loop stays alive while at least one handle is both (libuv's `uv_loop_alive`).
-//! [`Core::close`] makes a handle *closing*: it is stopped at once, its close callback runs in the
-//! closing phase of the same iteration, and only then is its slot freed.
+//! signal handle while it is started, a socket while it is open (as in Node, an open socket
+//! keeps the loop alive even while paused). It is *referenced* unless [`Core::unref`] was
+//! called on it. The loop stays alive while at least one handle is both (libuv's
+//! `uv_loop_alive`). [`Core::close`] makes a handle *closing*: it is stopped at once, its close
+//! callback runs in the closing phase of the same iteration (for a stream: once its queued
+//! output is flushed), and only then is its slot freed.
 
 use std::fmt;
 use std::panic::Location;
 
 use crate::dispatch::Callback;
 use crate::event_loop::Core;
+use crate::listener::ListenerState;
+use crate::stream::StreamState;
 use crate::timer::TimerState;
+use crate::udp::UdpState;
 use crate::watchers::Phase;
 use crate::{Error, Result};
 
@@ -46,8 +52,22 @@ pub struct HandleId {
     pub(crate) generation: u32,
 }
 
-// Stream handles will pack (slot, generation) into a `mio::Token`, two u32s in a usize.
+// Socket handles pack (slot, generation) into a `mio::Token`, two u32s in a usize.
 const _: () = assert!(usize::BITS >= 64, "reactor needs a 64-bit target");
+
+impl HandleId {
+    /// The token a socket of this handle is registered with: the generation in the high half,
+    /// the slot in the low half. An event for a closed handle then carries a stale generation
+    /// and is dropped by the slab lookup, even if the slot was reused meanwhile.
+    pub(crate) fn token(self) -> mio::Token {
+        mio::Token(((self.generation as usize) << 32) | self.slot as usize)
+    }
+
+    /// The inverse of [`HandleId::token`].
+    pub(crate) fn from_token(token: mio::Token) -> HandleId {
+        HandleId { slot: token.0 as u32, generation: (token.0 >> 32) as u32 }
+    }
+}
 
 impl fmt::Display for HandleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -106,6 +126,20 @@ typed_id!(
     /// A signal handle, created by [`Core::signal`].
     Signal
 );
+typed_id!(
+    /// A byte stream: a TCP or Unix-domain connection, accepted by a listener or made by
+    /// [`Core::connect_tcp`] or [`Core::connect_unix`]. See [`stream`](crate::stream).
+    Stream
+);
+typed_id!(
+    /// A listening socket, created by [`Core::listen_tcp`] or [`Core::listen_unix`]. See
+    /// [`listener`](crate::listener).
+    Listener
+);
+typed_id!(
+    /// A UDP socket, created by [`Core::udp_bind`]. See [`udp`](crate::udp).
+    Udp
+);
 
 /// One slab entry: everything the loop knows about a handle.
 pub(crate) struct Handle {
@@ -127,6 +161,9 @@ pub(crate) enum State {
     Timer(TimerState),
     Watcher(Phase),
     Signal(i32),
+    Stream(StreamState),
+    Listener(ListenerState),
+    Udp(UdpState),
 }
 
 impl Handle {
@@ -142,12 +179,16 @@ impl Handle {
         }
     }
 
-    /// The kind's name, as used in reports: "timer", "idle", "prepare", "check", "signal".
+    /// The kind's name, as used in reports: "timer", "idle", "prepare", "check", "signal",
+    /// "stream", "listener", "udp".
     pub(crate) fn kind(&self) -> &'static str {
         match &self.state {
             State::Timer(_) => "timer",
             State::Watcher(phase) => phase.name(),
             State::Signal(_) => "signal",
+            State::Stream(_) => "stream",
+            State::Listener(_) => "listener",
+            State::Udp(_) => "udp",
         }
     }
 

@@ -6,8 +6,11 @@
 //! the reserved tokens below, which are out of reach of any slot number.
 //!
 //! ```text
-//! epoll_wait ──▶ mio::Events ──▶ token ──┬─ WAKER   ──▶ drain the Remote inbox ──▶ posted closures
-//!                                        └─ SIGNALS ──▶ read the self-pipe     ──▶ signal callbacks
+//! epoll_wait ──▶ mio::Events ──▶ token ──┬─ WAKER    ──▶ drain the Remote inbox ──▶ posted closures
+//!                                        ├─ SIGNALS  ──▶ read the self-pipe     ──▶ signal callbacks
+//!                                        └─ (slot, generation) ──▶ slab lookup ──┬─ stream:   flush, read
+//!                                              (stale: dropped)                  ├─ listener: accept
+//!                                                                                └─ udp:      flush, receive
 //! ```
 
 use std::time::Duration;
@@ -15,6 +18,7 @@ use std::time::Duration;
 use crate::Result;
 use crate::error::is_transient;
 use crate::event_loop::Core;
+use crate::handle::{HandleId, State};
 
 /// The token of the cross-thread waker (see [`Remote`](crate::Remote)).
 pub(crate) const WAKER: mio::Token = mio::Token(usize::MAX);
@@ -51,10 +55,22 @@ impl Core {
             match event.token() {
                 WAKER => self.drain_inbox(),
                 SIGNALS => self.deliver_signals(),
-                // Handle tokens arrive with the stream handles (sockets); none exist yet.
-                _ => {}
+                token => self.socket_ready(HandleId::from_token(token), event),
             }
         }
         Ok(())
+    }
+}
+
+impl Core {
+    /// Routes a socket's readiness event to its kind's handler. An event for a stale id (the
+    /// handle was closed after the event was queued) finds no handle and is dropped.
+    fn socket_ready(&mut self, id: HandleId, event: &mio::event::Event) {
+        match self.handles.get(id).map(|handle| &handle.state) {
+            Some(State::Stream(_)) => self.stream_ready(id, event),
+            Some(State::Listener(_)) => self.accept(id),
+            Some(State::Udp(_)) => self.udp_ready(id, event),
+            _ => {}
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! `reactor`: an event loop in the style of libuv, written from scratch on `mio` and `slab`.
 //!
-//! One thread, one `mio::Poll`, one slab of handles. Every timer, watcher, signal and (soon)
-//! socket is a *handle* with a callback; the loop waits for something to happen and calls the
-//! one callback it belongs to. Callbacks receive `&mut` [`Core`], through which they arm timers,
-//! start and close handles and defer work.
+//! One thread, one `mio::Poll`, one slab of handles. Every timer, watcher, signal and socket is
+//! a *handle* with a callback (for a stream, a [`StreamHandler`] object); the loop waits for
+//! something to happen and calls the one callback it belongs to. Callbacks receive `&mut`
+//! [`Core`], through which they arm timers, write to streams, start and close handles and defer
+//! work.
 //!
 //! ```
 //! use std::time::Duration;
@@ -31,8 +32,11 @@
 //!   poll (I/O callbacks), check, closing. [`event_loop`] shows the function that does it and
 //!   `docs/ARCHITECTURE.md` draws it.
 //! - **Handles** are ids: (slot, generation) pairs, typed per kind ([`Timer`], [`Idle`],
-//!   [`Prepare`], [`Check`], [`Signal`]). A stale id gets [`Error::Closed`], never another
-//!   handle. See [`handle`].
+//!   [`Prepare`], [`Check`], [`Signal`], [`Stream`], [`Listener`], [`Udp`]). A stale id gets
+//!   [`Error::Closed`], never another handle. See [`handle`].
+//! - **Streams** ([`stream`], [`listener`]) read into one loop-wide buffer, try writes on the
+//!   socket before queueing them, and apply backpressure with watermarks, `on_drain` and
+//!   pause/resume. [`udp`] does the same for datagrams.
 //! - **Liveness** works like libuv's: [`EventLoop::run`] returns when no active, referenced
 //!   handle, closing handle, deferred callback or referenced [`Remote`] is left.
 //!   [`Core::unref`] lets a handle work without keeping the loop alive.
@@ -47,6 +51,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+mod buf;
 mod clock;
 pub mod close;
 pub mod deferred;
@@ -55,22 +60,34 @@ mod error;
 pub mod event_loop;
 pub mod handle;
 mod io;
+pub mod listener;
 mod pending;
 pub mod remote;
 pub mod signal;
 mod slots;
+pub mod stream;
 #[allow(unsafe_code)]
 mod sys;
 pub mod timer;
+pub mod udp;
 pub mod watchers;
 
 pub use dispatch::PanicReport;
 pub use error::{Error, Result};
 pub use event_loop::{Builder, Core, EventLoop};
-pub use handle::{Check, HandleId, Idle, Prepare, Signal, Timer};
+pub use handle::{Check, HandleId, Idle, Listener, Prepare, Signal, Stream, Timer, Udp};
+pub use listener::ListenOptions;
 pub use remote::{PostError, PostErrorKind, Remote};
+pub use stream::{Conn, StreamHandler};
 
 /// The README's example, compiled and run as a doctest so that it cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctest;
+
+/// Raises this process's soft limit on open file descriptors to its hard limit and returns the
+/// new soft limit. A server that holds 10,000 connections needs 10,000 descriptors, while the
+/// usual soft limit is 1024; call this once at startup.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    sys::net::raise_fd_limit()
+}

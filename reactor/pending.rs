@@ -6,38 +6,66 @@
 //! memory. The poll phase does not block while it holds anything, and the pending phase of the
 //! next iteration continues the work, again within its budget.
 //!
-//! Today the only such work is the rest of the cross-thread inbox (closures posted through a
-//! [`Remote`](crate::Remote) beyond one iteration's budget). Byte streams stopped by their read
-//! budget will join it.
+//! What it remembers: the rest of the cross-thread inbox (closures posted through a
+//! [`Remote`](crate::Remote) beyond one iteration's budget), and sockets whose budget ran out:
+//! a stream with more to read ([`READ_BUDGET`](crate::stream::READ_BUDGET)), a listener with
+//! more connections waiting ([`ACCEPT_BUDGET`](crate::listener::ACCEPT_BUDGET)), a UDP socket
+//! with more datagrams ([`RECV_BUDGET`](crate::udp::RECV_BUDGET)). A stream whose reading was
+//! resumed joins them, since the data that arrived while it was paused raised no new edge.
+
+use std::mem;
 
 use crate::event_loop::Core;
+use crate::handle::{HandleId, State};
 
 /// What the next pending phase has to continue.
 pub(crate) struct Pending {
     /// The inbox had more posted closures than one iteration may run.
     inbox: bool,
+    /// Sockets to continue, in the order they stopped.
+    handles: Vec<HandleId>,
+    /// Reused buffer for the phase runner.
+    batch: Vec<HandleId>,
 }
 
 impl Pending {
     pub(crate) fn new() -> Self {
-        Pending { inbox: false }
+        Pending { inbox: false, handles: Vec::new(), batch: Vec::new() }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        !self.inbox
+        !self.inbox && self.handles.is_empty()
     }
 
     /// Remember to continue draining the inbox next iteration.
     pub(crate) fn push_inbox(&mut self) {
         self.inbox = true;
     }
+
+    /// Remember to continue the I/O of a socket handle next iteration.
+    pub(crate) fn push_handle(&mut self, id: HandleId) {
+        self.handles.push(id);
+    }
 }
 
 impl Core {
-    /// The pending phase: continue what the previous iteration left for it.
+    /// The pending phase: continue what the previous iteration left for it. Work that runs out
+    /// of budget again here is queued for the iteration after.
     pub(crate) fn run_pending(&mut self) {
-        if std::mem::take(&mut self.pending.inbox) {
+        if mem::take(&mut self.pending.inbox) {
             self.drain_inbox();
         }
+        let mut batch = mem::replace(&mut self.pending.handles, mem::take(&mut self.pending.batch));
+        for &id in &batch {
+            match self.handles.get(id).map(|handle| &handle.state) {
+                Some(State::Stream(_)) => self.continue_stream(id),
+                Some(State::Listener(_)) => self.accept(id),
+                Some(State::Udp(_)) => self.receive(id),
+                // Closed meanwhile.
+                _ => {}
+            }
+        }
+        batch.clear();
+        self.pending.batch = batch;
     }
 }

@@ -163,7 +163,7 @@ impl Core {
             batch.extend(self.signals.watching.iter().filter(|w| w.0 == signum).map(|w| w.1));
             for &id in &batch {
                 if self.is_active(id) {
-                    dispatch::run_handle(self, id);
+                    dispatch::run_handle(self, id, dispatch::Event::Fire);
                 }
             }
             batch.clear();

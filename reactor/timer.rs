@@ -241,7 +241,7 @@ impl Core {
                 self.set_active(id, false);
             }
 
-            dispatch::run_handle(self, id);
+            dispatch::run_handle(self, id, dispatch::Event::Fire);
 
             if close_after_firing && !self.is_active(id) && !self.is_closing(id) {
                 let _ = self.close(id);

@@ -175,7 +175,7 @@ impl Core {
         batch.extend_from_slice(self.watchers.list(phase));
         for &id in &batch {
             if self.is_active(id) {
-                dispatch::run_handle(self, id);
+                dispatch::run_handle(self, id, dispatch::Event::Fire);
             }
         }
         batch.clear();

@@ -3,4 +3,5 @@
 //! Everything outside this module is checked by `#![deny(unsafe_code)]` in `lib.rs`. Each
 //! `unsafe` block here carries a `// SAFETY:` comment saying why it is sound.
 
+pub(crate) mod net;
 pub(crate) mod signal;
