@@ -26,11 +26,15 @@ pub(crate) struct Pending {
     handles: Vec<HandleId>,
     /// Reused buffer for the phase runner.
     batch: Vec<HandleId>,
+    /// Counts pending phases (wrapping), so that a stream read in this iteration's pending
+    /// phase can tell, when an event for it comes in the same iteration's poll phase, that its
+    /// budget for the iteration is spent.
+    pass: u32,
 }
 
 impl Pending {
     pub(crate) fn new() -> Self {
-        Pending { inbox: false, handles: Vec::new(), batch: Vec::new() }
+        Pending { inbox: false, handles: Vec::new(), batch: Vec::new(), pass: 0 }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -40,6 +44,11 @@ impl Pending {
     /// Remember to continue draining the inbox next iteration.
     pub(crate) fn push_inbox(&mut self) {
         self.inbox = true;
+    }
+
+    /// The number of the current iteration's pending phase.
+    pub(crate) fn pass(&self) -> u32 {
+        self.pass
     }
 
     /// Remember to continue the I/O of a socket handle next iteration.
@@ -52,6 +61,7 @@ impl Core {
     /// The pending phase: continue what the previous iteration left for it. Work that runs out
     /// of budget again here is queued for the iteration after.
     pub(crate) fn run_pending(&mut self) {
+        self.pending.pass = self.pending.pass.wrapping_add(1);
         if mem::take(&mut self.pending.inbox) {
             self.drain_inbox();
         }

@@ -104,6 +104,10 @@ pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 /// Default low watermark: `on_drain` runs when the queue falls to this many bytes.
 pub const DEFAULT_LOW_WATER: usize = 16 * 1024;
 
+/// The most unread input a graceful close reads and drops before closing (see
+/// `finish_graceful_close`).
+const DISCARD_LIMIT: usize = 1024 * 1024;
+
 /// How long a graceful close waits for the peer to take the queued output before it gives up
 /// and closes anyway (with [`io::ErrorKind::TimedOut`] in `on_close`).
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -306,6 +310,8 @@ pub(crate) struct StreamState {
     read_ready: bool,
     /// The stream is on the pending list to be read in the next iteration.
     queued_for_read: bool,
+    /// The pending pass in which this stream was last read from the pending phase.
+    read_in_pass: u32,
     /// An event said the peer has half-closed: read on to the EOF, even past a short read.
     /// Kept here because the event may come while reading is paused.
     read_closed: bool,
@@ -340,6 +346,7 @@ impl StreamState {
             paused: false,
             read_ready: false,
             queued_for_read: false,
+            read_in_pass: 0,
             read_closed: false,
             eof: false,
             needs_drain: false,
@@ -449,15 +456,16 @@ impl Core {
             return Ok(state.queued() <= state.high_water as usize);
         }
         let mut sent = 0;
-        if state.queue.is_none() && !state.connecting {
+        let idle = state.queue.is_none() && !state.connecting;
+        if idle && bufs.len() <= MAX_IOVECS {
             // Writes try first: most of the time the kernel takes everything and nothing is
-            // copied.
+            // copied. (A partial write means the socket is full, so a writable edge will come
+            // for the rest.)
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let count = bufs.len().min(MAX_IOVECS);
             for (slice, buf) in slices.iter_mut().zip(bufs) {
                 *slice = IoSlice::new(buf);
             }
-            match state.socket.write_vectored(&slices[..count]) {
+            match state.socket.write_vectored(&slices[..bufs.len()]) {
                 Ok(n) => sent = n,
                 Err(err) if is_transient(&err) => {}
                 Err(err) => {
@@ -476,7 +484,15 @@ impl Core {
             queue.push(&buf[taken..]);
             skip -= taken;
         }
-        let below = queue.len() <= state.high_water as usize;
+        if idle && bufs.len() > MAX_IOVECS {
+            // Too many buffers for one `writev`: the kernel may take all those offered without
+            // filling up, and then no writable edge would come for the rest. Flush now.
+            if !self.write_out(id) {
+                return Err(Error::Closed(id));
+            }
+        }
+        let Some(state) = self.stream_mut(id) else { return Err(Error::Closed(id)) };
+        let below = state.queued() <= state.high_water as usize;
         state.needs_drain |= !below;
         Ok(below)
     }
@@ -626,10 +642,17 @@ impl Core {
             self.flush(id);
         }
         if event.is_readable() || event.is_read_closed() {
+            let pass = self.pending.pass();
             if let Some(state) = self.stream_mut(id) {
                 state.read_ready = true;
                 state.read_closed |= event.is_read_closed();
-                self.read(id);
+                // A stream on the pending list, or read from it in this iteration, has had its
+                // budget for this iteration: it is read again in the next pending phase.
+                if state.read_in_pass == pass {
+                    self.queue_read(id);
+                } else if !state.queued_for_read {
+                    self.read(id);
+                }
             }
         }
     }
@@ -650,9 +673,11 @@ impl Core {
                 return false;
             }
         }
-        dispatch::run_handle(self, id, Event::Stream(StreamEvent::Open));
-        // Flush what was written before the connect completed (and a shutdown asked for
-        // meanwhile).
+        if self.handles.get(id).is_some_and(|handle| !handle.closing) {
+            dispatch::run_handle(self, id, Event::Stream(StreamEvent::Open));
+        }
+        // Flush what was written before the connect completed (and a shutdown or close asked
+        // for meanwhile).
         self.flush(id);
         self.stream_mut(id).is_some_and(|state| !state.finished)
     }
@@ -660,8 +685,10 @@ impl Core {
     /// Called from the pending phase: continue reading a stream stopped by its budget, or
     /// resumed.
     pub(crate) fn continue_stream(&mut self, id: HandleId) {
+        let pass = self.pending.pass();
         if let Some(state) = self.stream_mut(id) {
             state.queued_for_read = false;
+            state.read_in_pass = pass;
             self.read(id);
         }
     }
@@ -727,9 +754,17 @@ impl Core {
         }
     }
 
-    /// The write path: flush the queue with `writev` until it is empty or the socket is full.
+    /// The write path, on a writable event: flush the queue, then see what follows.
     fn flush(&mut self, id: HandleId) {
-        let Some(state) = self.stream_mut(id) else { return };
+        if self.write_out(id) {
+            self.after_write(id);
+        }
+    }
+
+    /// Writes the queue out with `writev` until it is empty or the socket is full. Returns
+    /// `false` if the stream failed (and is finished). Calls no user code.
+    fn write_out(&mut self, id: HandleId) -> bool {
+        let Some(state) = self.stream_mut(id) else { return false };
         if let Some(queue) = state.queue.as_mut() {
             while !queue.is_empty() {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
@@ -738,14 +773,14 @@ impl Core {
                     Ok(0) => {
                         let err = io::Error::from(io::ErrorKind::WriteZero);
                         self.finish_stream(id, Some(err), None);
-                        return;
+                        return false;
                     }
                     Ok(n) => queue.consume(n),
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                     Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                     Err(err) => {
                         self.finish_stream(id, Some(err), None);
-                        return;
+                        return false;
                     }
                 }
             }
@@ -754,7 +789,7 @@ impl Core {
                 state.queue = None;
             }
         }
-        self.after_write(id);
+        !state.finished
     }
 
     /// What follows progress on the write side (in the poll phase only: `on_drain` is user
@@ -778,7 +813,7 @@ impl Core {
         }
         if state.linger.is_some() {
             // A graceful close was waiting for this.
-            self.finish_stream(id, None, None);
+            self.finish_graceful_close(id, None);
         } else if state.shutdown_requested && !state.shut_down {
             state.shut_down = true;
             match state.socket.shutdown_write() {
@@ -803,7 +838,7 @@ impl Core {
         let Some(state) = self.stream_mut(id) else { return };
         state.paused = true;
         if state.queue.is_none() || matches!(state.socket, Socket::Failed) {
-            self.finish_stream(id, None, on_close);
+            self.finish_graceful_close(id, on_close);
             return;
         }
         let timer = self.set_timeout(CLOSE_TIMEOUT, move |core| {
@@ -815,6 +850,28 @@ impl Core {
         if let Some(state) = self.stream_mut(id) {
             state.linger = Some(Box::new(Linger { on_close, timer }));
         }
+    }
+
+    /// The last step of a graceful close. Unread input is read and dropped first: closing a
+    /// TCP socket whose receive buffer holds data makes the kernel send a RST instead of a FIN,
+    /// and a RST can destroy the output the peer has not read yet. (A peer that goes on sending
+    /// after this can still cause one; HTTP's lingering close is the full answer.)
+    fn finish_graceful_close(&mut self, id: HandleId, on_close: Option<Task>) {
+        let mut buf = mem::take(&mut self.read_buf);
+        if buf.is_empty() {
+            buf = vec![0; READ_BUFFER_SIZE];
+        }
+        if let Some(state) = self.stream_mut(id) {
+            for _ in 0..DISCARD_LIMIT / READ_BUFFER_SIZE {
+                match state.socket.read(&mut buf) {
+                    Ok(n) if n > 0 => {}
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    _ => break,
+                }
+            }
+        }
+        self.read_buf = buf;
+        self.finish_stream(id, None, on_close);
     }
 
     /// The end of every stream: drop the queue, and put the handle on the closing list, where

@@ -1,0 +1,891 @@
+//! End to end: `examples/echo.rs` against a Node.js echo server, under one load generator, in
+//! one run, with the table for a release note.
+//!
+//! `cargo bench --bench echo_load` (about two minutes), or
+//! `cargo bench --bench echo_load -- --quick` (about forty seconds: 3 rounds of 1 s windows).
+//! Options after `--`: `--quick`, `--rounds N` (at least 3; default 5), `--secs S` (the
+//! measured window of each run; default 3). Run without `--bench` (as `cargo test --benches`
+//! does) it does nothing.
+//!
+//! # What it runs
+//!
+//! - The reactor server: `target/release/examples/echo`, next to this bench's own binary
+//!   (`target/release/deps/echo_load-*`). The bench first runs `$CARGO build --release
+//!   --example echo` (same target directory, so a stale server is never measured), unless
+//!   `ECHO_BIN=/path/to/echo` names a binary to use as it is.
+//! - The peer: `node benches/peers/echo.js` (`net.createServer`, `socket.pipe(socket)`,
+//!   `noDelay` like reactor's listeners). `node` is looked up on `PATH`; without it the table
+//!   has the reactor column only, and says so.
+//!
+//! Each server listens on `127.0.0.1:0` and is started fresh for every run, pinned to CPU 0
+//! with `taskset -c 0`. The load generator is this process: it pins itself (all its threads)
+//! to CPU 1 with `taskset -a -p -c 1` before it starts any thread, so server and generator
+//! never share a core. Without `taskset` or a second CPU everything floats, and the header
+//! says so.
+//!
+//! # Scenarios
+//!
+//! - ping-pong, 64-byte messages, on 1 connection and on 100: each connection has one message
+//!   in flight; the next is sent once the echo is back and verified byte for byte. The 100
+//!   connections are driven by one thread with blocking sockets, round robin (read the echo of
+//!   connection i, send its next message), so 100 messages are always in flight and no epoll
+//!   is needed on the generator's side.
+//! - streaming: 16 KiB chunks written by one thread and read back by another on 1 connection;
+//!   every byte checked against the pattern sent; MB/s is bytes echoed back (10^6 bytes).
+//! - idle connections: after one warm-up connection, 10,000 connections each send and get back
+//!   8 bytes (so the server has accepted and served each one); the server's VmRSS from
+//!   `/proc/PID/status` is read before and after, and the difference divided by 10,000.
+//!
+//! Every timed run has a warm-up (0.5 s; 0.25 s with `--quick`) and then a measured window
+//! (3 s; 1 s with `--quick`). The server's CPU time over the window is utime + stime from
+//! `/proc/PID/stat` (all its threads, in clock ticks of `getconf CLK_TCK`), reported per round
+//! trip or per MB in microseconds, and as a share of one core beside the generator's own.
+//!
+//! The second table says where the CPU went in the windows: the server, the generator, and all
+//! else on the machine (busy time in `/proc/stat` that is neither: other processes, and
+//! interrupts, our own traffic's included). The header counts the windows in which all else
+//! passed 25% of a core as disturbed. Where the generator is near 100% of its core, the
+//! throughput row measures the generator as much as the server; the server's CPU per round
+//! trip or per MB is then the figure to quote.
+//!
+//! Rounds are interleaved, reactor then node, for each scenario of each round; the table gives
+//! the median over rounds and the min–max. Every socket operation has a 10 s timeout and every
+//! server is stopped with SIGTERM (and must exit 0 within 5 s) or, by a drop guard on an error
+//! path, killed; so the run is bounded and leaves no process behind.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Size of one ping-pong message.
+const MSG: usize = 64;
+/// Connections of the many-connection ping-pong.
+const MANY: usize = 100;
+/// Size of one streaming write.
+const CHUNK: usize = 16 * 1024;
+/// Connections held open for the memory figure.
+const IDLE: usize = 10_000;
+/// Connections opened (and served) at a time while filling the server with idle ones; well
+/// under both servers' listen backlog of 1024.
+const IDLE_BATCH: usize = 100;
+/// Bound on every blocking read, write and connect.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on a server's start (`listening on` printed) and on its exit after SIGTERM.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Period of the streaming pattern: a prime, so that chunk and read boundaries keep shifting.
+const PERIOD: usize = 251;
+/// A measured window during which everything else on the machine (other processes and
+/// interrupts) used more than this share of a core, in percent, is counted as disturbed.
+const DISTURBED: f64 = 25.0;
+/// Read buffer of the streaming reader.
+const READ_BUF: usize = 64 * 1024;
+
+type Res<T> = Result<T, String>;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("echo_load: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Config {
+    rounds: usize,
+    warmup: Duration,
+    window: Duration,
+    /// The command line, as a user would type it.
+    command: String,
+}
+
+/// `Some(config)` to run, `None` to do nothing (test mode, or a filter that is not ours).
+fn parse_args() -> Res<Option<Config>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut bench_mode = false;
+    let mut quick = false;
+    let mut rounds = None;
+    let mut secs = None;
+    let mut filters = Vec::new();
+    let mut shown = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--bench" => bench_mode = true,
+            "--quick" => {
+                quick = true;
+                shown.push(arg.clone());
+            }
+            "--rounds" | "--secs" => {
+                let value = it.next().ok_or_else(|| format!("{arg} needs a value"))?;
+                shown.extend([arg.clone(), value.clone()]);
+                if arg == "--rounds" {
+                    let n: usize = value.parse().map_err(|_| format!("bad --rounds {value:?}"))?;
+                    if n < 3 {
+                        return Err("--rounds must be at least 3".into());
+                    }
+                    rounds = Some(n);
+                } else {
+                    let s: f64 = value.parse().map_err(|_| format!("bad --secs {value:?}"))?;
+                    if !(0.1..=30.0).contains(&s) {
+                        return Err("--secs must be between 0.1 and 30".into());
+                    }
+                    secs = Some(s);
+                }
+            }
+            "-h" | "--help" => {
+                println!(
+                    "usage: cargo bench --bench echo_load [-- --quick] [-- --rounds N --secs S]"
+                );
+                return Ok(None);
+            }
+            flag if flag.starts_with('-') => eprintln!("echo_load: ignoring option {flag}"),
+            filter => filters.push(filter.to_owned()),
+        }
+    }
+    if !bench_mode {
+        println!("echo_load: nothing to do outside `cargo bench --bench echo_load`");
+        return Ok(None);
+    }
+    if !filters.is_empty() && !filters.iter().any(|f| "echo_load".contains(f.as_str())) {
+        return Ok(None);
+    }
+    let mut command = "cargo bench --bench echo_load".to_owned();
+    if !shown.is_empty() {
+        command.push_str(" -- ");
+        command.push_str(&shown.join(" "));
+    }
+    let (default_rounds, warmup, default_secs) = if quick { (3, 0.25, 1.0) } else { (5, 0.5, 3.0) };
+    Ok(Some(Config {
+        rounds: rounds.unwrap_or(default_rounds),
+        warmup: Duration::from_secs_f64(warmup),
+        window: Duration::from_secs_f64(secs.unwrap_or(default_secs)),
+        command,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The machine
+// ---------------------------------------------------------------------------------------------
+
+/// Output of a command, trimmed, or `None` if it could not run or failed.
+fn output_of(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).stderr(Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn read_proc(path: &str) -> Res<String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
+}
+
+fn load_average() -> String {
+    read_proc("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// utime + stime of a process, all threads, in clock ticks.
+fn cpu_ticks(pid: &str) -> Res<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = read_proc(&path)?;
+    // Fields after the command name, which is in parentheses and may hold spaces; utime and
+    // stime are fields 14 and 15 of the line, so 12th and 13th after the `)`.
+    let rest = stat.rsplit_once(')').ok_or_else(|| format!("{path}: no ')'"))?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> Res<u64> {
+        fields.get(i).and_then(|f| f.parse().ok()).ok_or_else(|| format!("{path}: field {i}"))
+    };
+    Ok(field(11)? + field(12)?)
+}
+
+/// Busy time of all CPUs together (user, nice, system, irq, softirq, steal), in clock ticks.
+fn machine_busy_ticks() -> Res<u64> {
+    let stat = read_proc("/proc/stat")?;
+    let line = stat.lines().find(|l| l.starts_with("cpu ")).ok_or("/proc/stat: no cpu line")?;
+    let fields: Vec<u64> =
+        line.split_whitespace().skip(1).map(|f| f.parse().unwrap_or(0)).collect();
+    Ok([0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum())
+}
+
+/// A line `Key:   value ...` of `/proc/PID/status`, the value's first word.
+fn status_field(pid: &str, key: &str) -> Res<String> {
+    let path = format!("/proc/{pid}/status");
+    read_proc(&path)?
+        .lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':').map(str::trim))
+        .and_then(|v| v.split_whitespace().next())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{path}: no {key}"))
+}
+
+/// Pins this process, all its threads, to CPU 1. Returns how it went, for the header.
+fn pin_self(cpus: usize) -> String {
+    if cpus < 2 {
+        return format!("not pinned ({cpus} CPU)");
+    }
+    let pid = std::process::id().to_string();
+    let pinned = Command::new("taskset")
+        .args(["-a", "-p", "-c", "1", &pid])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    match status_field("self", "Cpus_allowed_list") {
+        Ok(list) if pinned && list == "1" => {
+            "servers on CPU 0 (`taskset -c 0`), load generator on CPU 1".into()
+        }
+        _ => "not pinned (`taskset` missing or refused)".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The servers
+// ---------------------------------------------------------------------------------------------
+
+struct Peer {
+    name: &'static str,
+    /// Program and arguments before the address.
+    argv: Vec<OsString>,
+}
+
+/// A running server. Dropping it stops it (SIGTERM, then SIGKILL) and reaps it.
+struct Server {
+    child: Option<Child>,
+    pid: String,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(peer: &Peer, pinned: bool) -> Res<Server> {
+        let mut cmd = if pinned {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", "0"]).args(&peer.argv);
+            cmd
+        } else {
+            let mut cmd = Command::new(&peer.argv[0]);
+            cmd.args(&peer.argv[1..]);
+            cmd
+        };
+        cmd.arg("127.0.0.1:0").stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| format!("{}: cannot start: {e}", peer.name))?;
+        // `taskset` execs the server, so the child's pid is the server's.
+        let pid = child.id().to_string();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut server = Server { child: Some(child), pid, addr: ([127, 0, 0, 1], 0).into() };
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = tx.send(reader.read_line(&mut line).map(|_| line));
+            // Keep the pipe drained until the server exits.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => return Err(format!("{}: reading its stdout: {e}", peer.name)),
+            Err(_) => return Err(format!("{}: no `listening on` within 10 s", peer.name)),
+        };
+        server.addr =
+            line.trim().strip_prefix("listening on ").and_then(|a| a.parse().ok()).ok_or_else(
+                || format!("{}: expected `listening on IP:PORT`, got {line:?}", peer.name),
+            )?;
+        Ok(server)
+    }
+
+    fn cpu_ticks(&self) -> Res<u64> {
+        cpu_ticks(&self.pid)
+    }
+
+    fn rss_kib(&self) -> Res<u64> {
+        let v = status_field(&self.pid, "VmRSS")?;
+        v.parse().map_err(|_| format!("VmRSS {v:?}"))
+    }
+
+    /// SIGTERM, then waits; the server must exit with status 0 within 5 s.
+    fn stop(mut self) -> Res<()> {
+        let mut child = self.child.take().expect("not stopped yet");
+        let status = terminate(&mut child, &self.pid)?;
+        if status.success() { Ok(()) } else { Err(format!("exited with {status} on SIGTERM")) }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = terminate(&mut child, &self.pid);
+        }
+    }
+}
+
+/// Sends SIGTERM and waits up to [`STOP_TIMEOUT`]; past that, SIGKILL. Always reaps.
+fn terminate(child: &mut Child, pid: &str) -> Res<ExitStatus> {
+    // `kill` is a shell builtin here (no /bin/kill), and libc::kill would need unsafe.
+    let _ = Command::new("sh").args(["-c", "kill -s TERM \"$1\"", "sh", pid]).status();
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("still running 5 s after SIGTERM; killed".into());
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The load
+// ---------------------------------------------------------------------------------------------
+
+fn connect(addr: SocketAddr) -> Res<TcpStream> {
+    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
+    s.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
+    s.set_read_timeout(Some(IO_TIMEOUT)).map_err(|e| format!("timeout: {e}"))?;
+    s.set_write_timeout(Some(IO_TIMEOUT)).map_err(|e| format!("timeout: {e}"))?;
+    Ok(s)
+}
+
+fn io_err(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// Message `seq` of connection `conn`: both numbers, then bytes that depend on both.
+fn fill(buf: &mut [u8; MSG], conn: usize, seq: u64) {
+    buf[..8].copy_from_slice(&seq.to_le_bytes());
+    buf[8..16].copy_from_slice(&(conn as u64).to_le_bytes());
+    for (k, b) in buf[16..].iter_mut().enumerate() {
+        *b = (seq as usize).wrapping_mul(31).wrapping_add(k * 7 + conn) as u8;
+    }
+}
+
+/// Ping-pong on `conns` connections, one message in flight on each, until `stop`; counts
+/// verified round trips in `done`.
+fn ping_pong(addr: SocketAddr, conns: usize, done: &AtomicU64, stop: &AtomicBool) -> Res<()> {
+    let mut streams = (0..conns).map(|_| connect(addr)).collect::<Res<Vec<_>>>()?;
+    let mut out = [0; MSG];
+    let mut back = [0; MSG];
+    let mut seq = vec![0u64; conns];
+    for (i, s) in streams.iter_mut().enumerate() {
+        fill(&mut out, i, 0);
+        s.write_all(&out).map_err(io_err("ping-pong write"))?;
+    }
+    loop {
+        let stopping = stop.load(Relaxed);
+        for (i, s) in streams.iter_mut().enumerate() {
+            s.read_exact(&mut back).map_err(io_err("ping-pong read"))?;
+            fill(&mut out, i, seq[i]);
+            if back != out {
+                return Err(format!("ping-pong: connection {i}, message {}: wrong echo", seq[i]));
+            }
+            seq[i] += 1;
+            if !stopping {
+                fill(&mut out, i, seq[i]);
+                s.write_all(&out).map_err(io_err("ping-pong write"))?;
+            }
+            done.fetch_add(1, Relaxed);
+        }
+        if stopping {
+            return Ok(());
+        }
+    }
+}
+
+/// The stream's bytes from offset `off` on: `pattern[off % PERIOD..]`.
+fn pattern() -> Vec<u8> {
+    (0..PERIOD + READ_BUF.max(CHUNK)).map(|k| (k % PERIOD) as u8).collect()
+}
+
+/// One writer thread sends 16 KiB chunks until `stop`, then half-closes; this thread reads the
+/// echo to its end, checks every byte, and counts them in `done`.
+fn streaming(addr: SocketAddr, done: &AtomicU64, stop: &Arc<AtomicBool>) -> Res<()> {
+    let stream = connect(addr)?;
+    let mut writer = stream.try_clone().map_err(io_err("clone"))?;
+    let pattern = Arc::new(pattern());
+    let writer = {
+        let (pattern, stop) = (Arc::clone(&pattern), Arc::clone(stop));
+        thread::spawn(move || -> Res<u64> {
+            let mut off = 0u64;
+            while !stop.load(Relaxed) {
+                let p = (off % PERIOD as u64) as usize;
+                writer.write_all(&pattern[p..p + CHUNK]).map_err(io_err("stream write"))?;
+                off += CHUNK as u64;
+            }
+            writer.shutdown(Shutdown::Write).map_err(io_err("shutdown"))?;
+            Ok(off)
+        })
+    };
+    let mut reader = &stream;
+    let mut buf = vec![0; READ_BUF];
+    let mut off = 0u64;
+    let read = loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => break Err(format!("stream read: {e}")),
+        };
+        let p = (off % PERIOD as u64) as usize;
+        if buf[..n] != pattern[p..p + n] {
+            break Err(format!(
+                "stream: wrong byte in the echo between {off} and {}",
+                off + n as u64
+            ));
+        }
+        off += n as u64;
+        done.fetch_add(n as u64, Relaxed);
+    };
+    if read.is_err() {
+        // Unblocks the writer if the server stopped reading.
+        stop.store(true, Relaxed);
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+    let written = writer.join().map_err(|_| "stream writer panicked".to_owned())?;
+    read?;
+    let written = written?;
+    if written != off {
+        return Err(format!("stream: sent {written} bytes, got {off} back"));
+    }
+    Ok(())
+}
+
+/// One timed run's window.
+struct Window {
+    /// Units of work (round trips or bytes) per second.
+    rate: f64,
+    /// Server CPU microseconds per unit of work.
+    cpu_us_per_unit: f64,
+    /// Server and generator CPU use, percent of one core.
+    server_util: f64,
+    gen_util: f64,
+    /// Busy time of the machine that is neither (other processes, and interrupts, ours
+    /// included), percent of one core: how disturbed the window was.
+    other_util: f64,
+}
+
+impl Window {
+    fn cpu(&self) -> String {
+        format!(
+            "CPU: server {:.0}%, generator {:.0}%, all else {:.0}%",
+            self.server_util, self.gen_util, self.other_util
+        )
+    }
+}
+
+/// Runs `work` on its own thread: warm-up, measured window, stop, join (the join checks the
+/// work's own verification).
+fn timed<F>(cfg: &Config, server: &Server, tck: f64, work: F) -> Res<Window>
+where
+    F: FnOnce(&AtomicU64, &Arc<AtomicBool>) -> Res<()> + Send + 'static,
+{
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (done, stop) = (Arc::clone(&done), Arc::clone(&stop));
+        thread::spawn(move || {
+            let r = work(&done, &stop);
+            stop.store(true, Relaxed);
+            r
+        })
+    };
+    let snapshot = || -> Res<(Instant, u64, u64, u64, u64)> {
+        let (t, work) = (Instant::now(), done.load(Relaxed));
+        Ok((t, work, server.cpu_ticks()?, cpu_ticks("self")?, machine_busy_ticks()?))
+    };
+    let measured = (|| {
+        thread::sleep(cfg.warmup);
+        let a = snapshot()?;
+        thread::sleep(cfg.window);
+        let b = snapshot()?;
+        Ok::<_, String>((a, b))
+    })();
+    stop.store(true, Relaxed);
+    worker.join().map_err(|_| "load generator panicked".to_owned())??;
+    let ((t0, w0, s0, g0, m0), (t1, w1, s1, g1, m1)) = measured?;
+    if w1 <= w0 {
+        return Err("no work done in the window".into());
+    }
+    let secs = (t1 - t0).as_secs_f64();
+    let work = (w1 - w0) as f64;
+    let server_secs = (s1 - s0) as f64 / tck;
+    Ok(Window {
+        rate: work / secs,
+        cpu_us_per_unit: server_secs * 1e6 / work,
+        server_util: 100.0 * server_secs / secs,
+        gen_util: 100.0 * (g1 - g0) as f64 / tck / secs,
+        other_util: 100.0 * (m1 - m0).saturating_sub((s1 - s0) + (g1 - g0)) as f64 / tck / secs,
+    })
+}
+
+/// Fills the server with [`IDLE`] served connections; returns its VmRSS before and after, in
+/// KiB, and the connections (to be closed after the server is stopped).
+fn idle_connections(server: &Server) -> Res<(u64, u64, Vec<TcpStream>)> {
+    // One connection first, so that what the first connection costs once (read buffer, JIT,
+    // lazily built tables) is not spread over the 10,000.
+    let mut warm = connect(server.addr)?;
+    let mut back = [0; 8];
+    warm.write_all(b"warm-up!").map_err(io_err("idle write"))?;
+    warm.read_exact(&mut back).map_err(io_err("idle read"))?;
+    let before = server.rss_kib()?;
+    let mut conns = Vec::with_capacity(IDLE + 1);
+    while conns.len() < IDLE {
+        let first = conns.len();
+        for i in first..(first + IDLE_BATCH).min(IDLE) {
+            let mut s = connect(server.addr)?;
+            s.write_all(&(i as u64).to_le_bytes()).map_err(io_err("idle write"))?;
+            conns.push(s);
+        }
+        for (i, s) in conns.iter_mut().enumerate().skip(first) {
+            s.read_exact(&mut back).map_err(io_err("idle read"))?;
+            if back != (i as u64).to_le_bytes() {
+                return Err(format!("idle connection {i}: wrong echo"));
+            }
+        }
+    }
+    let after = server.rss_kib()?;
+    conns.push(warm);
+    Ok((before, after, conns))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Metric {
+    Pp1Rate,
+    Pp1Cpu,
+    PpManyRate,
+    PpManyCpu,
+    StreamRate,
+    StreamCpu,
+    IdleBytes,
+    IdleBase,
+    Pp1Util,
+    Pp1Gen,
+    Pp1Other,
+    PpManyUtil,
+    PpManyGen,
+    PpManyOther,
+    StreamUtil,
+    StreamGen,
+    StreamOther,
+}
+
+impl Metric {
+    fn label(self) -> &'static str {
+        match self {
+            Metric::Pp1Rate => "ping-pong 64 B, 1 conn: round trips/s (higher is better)",
+            Metric::Pp1Cpu => "ping-pong 64 B, 1 conn: server CPU µs per round trip (lower)",
+            Metric::PpManyRate => "ping-pong 64 B, 100 conns: round trips/s (higher)",
+            Metric::PpManyCpu => "ping-pong 64 B, 100 conns: server CPU µs per round trip (lower)",
+            Metric::StreamRate => "streaming 16 KiB, 1 conn: MB/s echoed (higher)",
+            Metric::StreamCpu => "streaming 16 KiB, 1 conn: server CPU µs per MB (lower)",
+            Metric::IdleBytes => "10,000 idle conns: server RSS bytes per conn (lower)",
+            Metric::IdleBase => "server RSS before them (one conn open), MiB (lower)",
+            Metric::Pp1Util => "ping-pong, 1 conn: server CPU, % of a core",
+            Metric::Pp1Gen => "ping-pong, 1 conn: load generator CPU, % of a core",
+            Metric::PpManyUtil => "ping-pong, 100 conns: server CPU, % of a core",
+            Metric::PpManyGen => "ping-pong, 100 conns: load generator CPU, % of a core",
+            Metric::StreamUtil => "streaming: server CPU, % of a core",
+            Metric::StreamGen => "streaming: load generator CPU, % of a core",
+            Metric::Pp1Other => {
+                "ping-pong, 1 conn: all else (other processes, interrupts), % of a core"
+            }
+            Metric::PpManyOther => "ping-pong, 100 conns: all else, % of a core",
+            Metric::StreamOther => "streaming: all else, % of a core",
+        }
+    }
+
+    /// Whether the row belongs to the second table (where the CPU went).
+    fn is_util(self) -> bool {
+        self >= Metric::Pp1Util
+    }
+}
+
+/// Values per metric, per peer (index into the peers), in round order.
+type Samples = BTreeMap<Metric, Vec<Vec<f64>>>;
+
+fn record(samples: &mut Samples, peers: usize, peer: usize, metric: Metric, value: f64) {
+    samples.entry(metric).or_insert_with(|| vec![Vec::new(); peers])[peer].push(value);
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// Three significant digits or more, with thousands separators.
+fn num(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let decimals = match v.abs() {
+        x if x >= 100.0 => 0,
+        x if x >= 10.0 => 1,
+        x if x >= 1.0 => 2,
+        _ => 3,
+    };
+    let s = format!("{v:.decimals$}");
+    let (int, frac) = s.split_once('.').map_or((s.as_str(), None), |(i, f)| (i, Some(f)));
+    let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    match frac {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+fn cell(values: &[f64]) -> String {
+    if values.is_empty() {
+        return "n/a".into();
+    }
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{} ({}–{})", num(median(values)), num(min), num(max))
+}
+
+fn table(out: &mut String, samples: &Samples, peers: &[Peer], util: bool) {
+    let names: Vec<&str> = peers.iter().map(|p| p.name).collect();
+    let _ = write!(out, "| scenario | {} |", names.join(" | "));
+    // A ratio of CPU shares says nothing by itself; the first table's rows have one.
+    let two = peers.len() == 2 && !util;
+    out.push_str(if two { " ratio (reactor ÷ node) |\n" } else { "\n" });
+    out.push_str(&"|---".repeat(peers.len() + 1 + usize::from(two)));
+    out.push_str("|\n");
+    for (metric, per_peer) in samples.iter().filter(|(m, _)| m.is_util() == util) {
+        let _ = write!(out, "| {} |", metric.label());
+        for values in per_peer {
+            let _ = write!(out, " {} |", cell(values));
+        }
+        if two {
+            let (a, b) = (median(&per_peer[0]), median(&per_peer[1]));
+            let ratio = if b != 0.0 { format!("{:.2}", a / b) } else { "—".into() };
+            let _ = write!(out, " {ratio} |");
+        }
+        out.push('\n');
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------------------------
+
+/// The reactor echo binary: `ECHO_BIN`, or built now next to this bench.
+fn echo_binary() -> Res<(PathBuf, String)> {
+    if let Some(bin) = std::env::var_os("ECHO_BIN") {
+        let bin = PathBuf::from(bin);
+        let note = format!("`ECHO_BIN={}` (used as it is)", bin.display());
+        return if bin.is_file() { Ok((bin, note)) } else { Err(format!("{note}: no such file")) };
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    // target/<profile>/deps/echo_load-<hash> -> target/<profile>/examples/echo
+    let profile_dir = exe.parent().and_then(Path::parent).ok_or("odd current_exe path")?;
+    let bin = profile_dir.join("examples").join("echo");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("echo_load: cargo build --release --example echo");
+    let status = Command::new(&cargo)
+        .args(["build", "--release", "--example", "echo"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build --release --example echo: {status}"));
+    }
+    if !bin.is_file() {
+        return Err(format!(
+            "built, but {} is missing; set ECHO_BIN to the echo binary",
+            bin.display()
+        ));
+    }
+    let note = format!("`{}` (built by `cargo build --release --example echo`)", bin.display());
+    Ok((bin, note))
+}
+
+fn run() -> Res<()> {
+    let Some(cfg) = parse_args()? else { return Ok(()) };
+    let started = Instant::now();
+    let load_before = load_average();
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    let (echo, echo_note) = echo_binary()?;
+    let pinning = pin_self(cpus);
+    let pinned = pinning.starts_with("servers");
+    let fd_limit = reactor::raise_fd_limit().map_err(|e| format!("raise_fd_limit: {e}"))?;
+    if fd_limit < (IDLE + 100) as u64 {
+        return Err(format!("the fd limit is {fd_limit}; {IDLE} idle connections need more"));
+    }
+    let tck: f64 = output_of("getconf", &["CLK_TCK"]).and_then(|s| s.parse().ok()).unwrap_or(100.0);
+
+    let node_version = output_of("node", &["--version"]);
+    let mut peers = vec![Peer { name: "reactor", argv: vec![echo.into()] }];
+    if node_version.is_some() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/echo.js");
+        peers.push(Peer { name: "node", argv: vec!["node".into(), script.into()] });
+    }
+
+    let mut samples = Samples::new();
+    // Timed windows, and those where the rest of the machine used more than DISTURBED.
+    let (mut windows, mut disturbed) = (0, 0);
+    let n = peers.len();
+    for round in 1..=cfg.rounds {
+        for (scenario, name) in
+            ["ping-pong 1", "ping-pong 100", "streaming", "idle"].into_iter().enumerate()
+        {
+            for (p, peer) in peers.iter().enumerate() {
+                let server = Server::start(peer, pinned)?;
+                let addr = server.addr;
+                let what = format!("round {round}/{}, {name}, {}", cfg.rounds, peer.name);
+                let progress = match scenario {
+                    0 | 1 => {
+                        let conns = if scenario == 0 { 1 } else { MANY };
+                        let w = timed(&cfg, &server, tck, move |done, stop| {
+                            ping_pong(addr, conns, done, stop)
+                        })
+                        .map_err(|e| format!("{what}: {e}"))?;
+                        windows += 1;
+                        disturbed += usize::from(w.other_util > DISTURBED);
+                        let [rate, cpu, util, generator, other] = if scenario == 0 {
+                            [
+                                Metric::Pp1Rate,
+                                Metric::Pp1Cpu,
+                                Metric::Pp1Util,
+                                Metric::Pp1Gen,
+                                Metric::Pp1Other,
+                            ]
+                        } else {
+                            [
+                                Metric::PpManyRate,
+                                Metric::PpManyCpu,
+                                Metric::PpManyUtil,
+                                Metric::PpManyGen,
+                                Metric::PpManyOther,
+                            ]
+                        };
+                        record(&mut samples, n, p, rate, w.rate);
+                        record(&mut samples, n, p, cpu, w.cpu_us_per_unit);
+                        record(&mut samples, n, p, util, w.server_util);
+                        record(&mut samples, n, p, generator, w.gen_util);
+                        record(&mut samples, n, p, other, w.other_util);
+                        let (rate, cpu) = (num(w.rate), num(w.cpu_us_per_unit));
+                        format!("{rate} round trips/s, {cpu} µs server CPU each; {}", w.cpu())
+                    }
+                    2 => {
+                        let w = timed(&cfg, &server, tck, move |done, stop| {
+                            streaming(addr, done, stop)
+                        })
+                        .map_err(|e| format!("{what}: {e}"))?;
+                        windows += 1;
+                        disturbed += usize::from(w.other_util > DISTURBED);
+                        let mb_s = w.rate / 1e6;
+                        let us_per_mb = w.cpu_us_per_unit * 1e6;
+                        record(&mut samples, n, p, Metric::StreamRate, mb_s);
+                        record(&mut samples, n, p, Metric::StreamCpu, us_per_mb);
+                        record(&mut samples, n, p, Metric::StreamUtil, w.server_util);
+                        record(&mut samples, n, p, Metric::StreamGen, w.gen_util);
+                        record(&mut samples, n, p, Metric::StreamOther, w.other_util);
+                        let (rate, cpu) = (num(mb_s), num(us_per_mb));
+                        format!("{rate} MB/s, {cpu} µs server CPU per MB; {}", w.cpu())
+                    }
+                    _ => {
+                        let (before, after, conns) =
+                            idle_connections(&server).map_err(|e| format!("{what}: {e}"))?;
+                        let per_conn = after.saturating_sub(before) as f64 * 1024.0 / IDLE as f64;
+                        record(&mut samples, n, p, Metric::IdleBytes, per_conn);
+                        record(&mut samples, n, p, Metric::IdleBase, before as f64 / 1024.0);
+                        // Stop the server first: its side closes, ours leaves no TIME_WAIT.
+                        server.stop().map_err(|e| format!("{what}: {e}"))?;
+                        drop(conns);
+                        eprintln!(
+                            "echo_load: {what}: {} bytes per idle connection, {:.1} MiB before",
+                            num(per_conn),
+                            before as f64 / 1024.0
+                        );
+                        continue;
+                    }
+                };
+                server.stop().map_err(|e| format!("{what}: {e}"))?;
+                eprintln!("echo_load: {what}: {progress}");
+            }
+        }
+    }
+
+    let mut out = String::new();
+    let date = output_of("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_else(|| "?".into());
+    let kernel = read_proc("/proc/sys/kernel/osrelease").unwrap_or_else(|_| "?".into());
+    let cpu_model = read_proc("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")?.split_once(':').map(|x| x.1.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| "?".into());
+    let git = output_of("git", &["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"])
+        .map(|head| {
+            let dirty =
+                output_of("git", &["-C", env!("CARGO_MANIFEST_DIR"), "status", "--porcelain"])
+                    .is_some_and(|s| !s.is_empty());
+            if dirty { format!("{head} + uncommitted changes") } else { head }
+        })
+        .unwrap_or_else(|| "?".into());
+    let _ = writeln!(out, "\n## echo: reactor vs node\n");
+    let _ = writeln!(out, "- command: `{}`", cfg.command);
+    let _ = writeln!(out, "- date: {date}; reactor at {git}");
+    let _ = writeln!(out, "- machine: `nproc` {cpus}, {cpu_model}, kernel {}", kernel.trim());
+    let _ = writeln!(out, "- pinning: {pinning}");
+    let _ = writeln!(
+        out,
+        "- load average (1, 5, 15 min): {load_before} before, {} after",
+        load_average()
+    );
+    let _ = writeln!(out, "- reactor: {echo_note}");
+    match &node_version {
+        Some(v) => {
+            let _ = writeln!(out, "- node: {v}, `benches/peers/echo.js`");
+        }
+        None => {
+            let _ =
+                writeln!(out, "- node: **`node --version` failed (not on PATH?); reactor only**");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "- {} rounds (interleaved: reactor, node, per scenario), each run on a fresh server: \
+         {:.2} s warm-up, {:.2} s measured; cells are median (min–max) over rounds; ratio is \
+         of the medians; took {:.0} s",
+        cfg.rounds,
+        cfg.warmup.as_secs_f64(),
+        cfg.window.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "- disturbed windows (the rest of the machine above {DISTURBED}% of a core, see the \
+         \"all else\" rows): {disturbed} of {windows}"
+    );
+    out.push('\n');
+    table(&mut out, &samples, &peers, false);
+    out.push_str("\nWhere the CPU went during the measured windows:\n\n");
+    table(&mut out, &samples, &peers, true);
+    print!("{out}");
+    Ok(())
+}
