@@ -113,7 +113,7 @@ const DISCARD_LIMIT: usize = 1024 * 1024;
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A connection's state machine. The loop calls these methods on the loop thread, one at a
-/// time, through [`dispatch`](crate::dispatch) (a panic closes the stream).
+/// time, through the [dispatch module](crate::dispatch) (a panic closes the stream).
 pub trait StreamHandler: 'static {
     /// The stream is connected: accepted by a listener, or an outgoing connect succeeded.
     fn on_open(&mut self, conn: &mut Conn<'_>) {
