@@ -329,8 +329,7 @@ impl Drop for Server {
 
 /// Sends SIGTERM and waits up to [`STOP_TIMEOUT`]; past that, SIGKILL. Always reaps.
 fn terminate(child: &mut Child, pid: &str) -> Res<ExitStatus> {
-    // `kill` is a shell builtin here (no /bin/kill), and libc::kill would need unsafe.
-    let _ = Command::new("sh").args(["-c", "kill -s TERM \"$1\"", "sh", pid]).status();
+    let _ = pid.parse().map(|pid| reactor::signal::kill(pid, reactor::signal::SIGTERM));
     let deadline = Instant::now() + STOP_TIMEOUT;
     loop {
         match child.try_wait() {

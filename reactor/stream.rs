@@ -638,7 +638,9 @@ impl Core {
         if state.connecting && !self.finish_connect(id) {
             return;
         }
-        if event.is_writable() {
+        // Most events report the socket writable whether or not we have anything to send:
+        // only a queue needs the write path.
+        if event.is_writable() && self.stream_mut(id).is_some_and(|state| state.queue.is_some()) {
             self.flush(id);
         }
         if event.is_readable() || event.is_read_closed() {

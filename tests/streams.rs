@@ -788,35 +788,50 @@ impl StreamHandler for SendAndClose {
     }
 }
 
+/// A server that writes at least 4 MiB in `on_open` and then closes gracefully, with a client
+/// that first sends `request` (if any), then waits until the server has closed before reading.
+/// Returns the server's log, the bytes it sent, and what the client got: (bytes, how it ended).
+fn graceful_close_case(
+    seed: u64,
+    request: Option<&'static [u8]>,
+) -> (Vec<String>, u64, (u64, Result<(), ErrorKind>)) {
+    let mut lp = new_loop();
+    let (log, sent) = (Rc::new(RefCell::new(Vec::new())), Rc::new(Cell::new(0)));
+    let finish = Finish::after(1);
+    let (go_tx, go_rx) = mpsc::channel();
+    let (l, s, f) = (log.clone(), sent.clone(), finish.clone());
+    let listener = lp
+        .listen_tcp(localhost(), move |_| {
+            let (log, sent, go) = (l.clone(), s.clone(), Some(go_tx.clone()));
+            let handler = SendAndClose { min: 4 << 20, seed, sent, log, go };
+            Events::default().wrap(handler).then_finish(&f)
+        })
+        .unwrap();
+    finish.close_also(listener);
+    let addr = lp.local_addr(listener).unwrap();
+    let client = spawn_client(&lp, "client", move || {
+        let mut socket = connect(addr);
+        if let Some(request) = request {
+            socket.write_all(request).unwrap();
+        }
+        // Not reading before the server has written and closed.
+        go_rx.recv_timeout(IO_TIMEOUT).unwrap();
+        read_pattern(&mut socket, seed)
+    });
+    lp.run().unwrap();
+    let received = client.join().unwrap();
+    let log = log.borrow().clone();
+    (log, sent.get(), received)
+}
+
 #[test]
 fn a_graceful_close_delivers_all_queued_output_then_eof() {
     within(LIMIT, || {
-        let mut lp = new_loop();
-        let (log, sent) = (Rc::new(RefCell::new(Vec::new())), Rc::new(Cell::new(0)));
-        let finish = Finish::after(1);
-        let (go_tx, go_rx) = mpsc::channel();
-        let (l, s, f) = (log.clone(), sent.clone(), finish.clone());
-        let listener = lp
-            .listen_tcp(localhost(), move |_| {
-                let (log, sent, go) = (l.clone(), s.clone(), Some(go_tx.clone()));
-                let handler = SendAndClose { min: 4 << 20, seed: 8, sent, log, go };
-                Events::default().wrap(handler).then_finish(&f)
-            })
-            .unwrap();
-        finish.close_also(listener);
-        let addr = lp.local_addr(listener).unwrap();
-        let client = spawn_client(&lp, "client", move || {
-            let mut socket = connect(addr);
-            // Not reading before the server has written and closed.
-            go_rx.recv_timeout(IO_TIMEOUT).unwrap();
-            read_pattern(&mut socket, 8)
-        });
-        lp.run().unwrap();
-        let (received, end) = client.join().unwrap();
-        assert!(sent.get() >= 4 << 20);
-        assert_eq!((received, end), (sent.get(), Ok(())), "every byte, then EOF");
+        let (log, sent, received) = graceful_close_case(8, None);
+        assert!(sent >= 4 << 20);
+        assert_eq!(received, (sent, Ok(())), "every byte, then EOF");
         assert_eq!(
-            log.borrow().as_slice(),
+            log,
             [
                 "queued past high water: true", // so the close has to flush
                 "Conn::write while closing: false",
@@ -840,35 +855,10 @@ fn a_graceful_close_delivers_all_output_even_if_the_peer_sent_input_that_was_not
     // makes Linux send a RST instead of a FIN and discard whatever of the output is still in
     // the kernel's send buffer, so the stream must not simply close(2) it.
     within(LIMIT, || {
-        let mut lp = new_loop();
-        let (log, sent) = (Rc::new(RefCell::new(Vec::new())), Rc::new(Cell::new(0)));
-        let finish = Finish::after(1);
-        let (go_tx, go_rx) = mpsc::channel();
-        let (l, s, f) = (log.clone(), sent.clone(), finish.clone());
-        let listener = lp
-            .listen_tcp(localhost(), move |_| {
-                let (log, sent, go) = (l.clone(), s.clone(), Some(go_tx.clone()));
-                let handler = SendAndClose { min: 4 << 20, seed: 14, sent, log, go };
-                Events::default().wrap(handler).then_finish(&f)
-            })
-            .unwrap();
-        finish.close_also(listener);
-        let addr = lp.local_addr(listener).unwrap();
-        let client = spawn_client(&lp, "client", move || {
-            let mut socket = connect(addr);
-            socket.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
-            go_rx.recv_timeout(IO_TIMEOUT).unwrap();
-            read_pattern(&mut socket, 14)
-        });
-        lp.run().unwrap();
-        let (received, end) = client.join().unwrap();
-        assert_eq!(log.borrow()[0], "queued past high water: true");
-        assert_eq!(log.borrow().last().unwrap(), "close_with callback");
-        assert_eq!(
-            (received, end),
-            (sent.get(), Ok(())),
-            "(bytes, end) the peer got: every byte, then EOF"
-        );
+        let (log, sent, received) = graceful_close_case(14, Some(b"GET / HTTP/1.1\r\n\r\n"));
+        assert_eq!(log[0], "queued past high water: true");
+        assert_eq!(log.last().unwrap(), "close_with callback");
+        assert_eq!(received, (sent, Ok(())), "(bytes, end) the peer got: every byte, then EOF");
     });
 }
 
