@@ -392,11 +392,18 @@ impl Core {
             // Writes try first: most of the time the kernel takes everything and nothing is
             // copied. (A partial write means the socket is full, so a writable edge will come
             // for the rest.)
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            for (slice, buf) in slices.iter_mut().zip(bufs) {
-                *slice = IoSlice::new(buf);
-            }
-            match state.socket.write_vectored(&slices[..bufs.len()]) {
+            let written = match bufs {
+                // The common case, without filling a 64-entry iovec array first.
+                [one] => state.socket.write_vectored(&[IoSlice::new(one)]),
+                _ => {
+                    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                    for (slice, buf) in slices.iter_mut().zip(bufs) {
+                        *slice = IoSlice::new(buf);
+                    }
+                    state.socket.write_vectored(&slices[..bufs.len()])
+                }
+            };
+            match written {
                 Ok(n) => sent = n,
                 Err(err) if is_transient(&err) => {}
                 Err(err) => {

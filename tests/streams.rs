@@ -50,14 +50,7 @@ fn echo_returns_every_byte_of_random_payloads_on_200_concurrent_connections() {
     const SEED: u64 = 0x5eed_0001;
     within(LIMIT, || {
         let mut lp = new_loop();
-        let accepted = Accepted::default();
-        let finish = Finish::after(CLIENTS);
-        let (a, f) = (accepted.clone(), finish.clone());
-        let listener = lp
-            .listen_tcp(localhost(), move |stream| a.observe(stream, echo::Echo).then_finish(&f))
-            .unwrap();
-        finish.close_also(listener);
-        let addr = lp.local_addr(listener).unwrap();
+        let (accepted, addr) = observed_server(&mut lp, CLIENTS, || echo::Echo);
 
         // Sizes from 1 byte to 1 MiB, spread over every power of two in between.
         let mut rng = Rng::new(SEED);
@@ -212,14 +205,7 @@ impl StreamHandler for AbortMidStream {
 fn a_peer_that_aborts_mid_stream_ends_the_server_stream_once_with_connection_reset() {
     within(LIMIT, || {
         let mut lp = new_loop();
-        let accepted = Accepted::default();
-        let finish = Finish::after(2);
-        let (a, f) = (accepted.clone(), finish.clone());
-        let listener = lp
-            .listen_tcp(localhost(), move |stream| a.observe(stream, echo::Echo).then_finish(&f))
-            .unwrap();
-        finish.close_also(listener);
-        let addr = lp.local_addr(listener).unwrap();
+        let (accepted, addr) = observed_server(&mut lp, 2, || echo::Echo);
         let aborter = Events::default();
         let handler = AbortMidStream {
             first: Rng::new(3).bytes(200_000),
@@ -1186,16 +1172,7 @@ impl StreamHandler for ReplyOnEof {
 fn a_stream_closes_by_itself_once_the_peer_and_we_have_both_shut_down() {
     within(LIMIT, || {
         let mut lp = new_loop();
-        let accepted = Accepted::default();
-        let finish = Finish::after(1);
-        let (a, f) = (accepted.clone(), finish.clone());
-        let listener = lp
-            .listen_tcp(localhost(), move |stream| {
-                a.observe(stream, ReplyOnEof { request: Vec::new() }).then_finish(&f)
-            })
-            .unwrap();
-        finish.close_also(listener);
-        let addr = lp.local_addr(listener).unwrap();
+        let (accepted, addr) = observed_server(&mut lp, 1, || ReplyOnEof { request: Vec::new() });
         let client = spawn_client(&lp, "client", move || {
             let mut socket = connect(addr);
             socket.write_all(&[7; 1000]).unwrap();
@@ -1219,14 +1196,7 @@ fn a_stream_closes_by_itself_once_the_peer_and_we_have_both_shut_down() {
 fn calls_on_a_closed_and_freed_stream_return_closed_and_never_reach_a_new_stream() {
     within(LIMIT, || {
         let mut lp = new_loop();
-        let accepted = Accepted::default();
-        let finish = Finish::after(1);
-        let (a, f) = (accepted.clone(), finish.clone());
-        let listener = lp
-            .listen_tcp(localhost(), move |stream| a.observe(stream, echo::Echo).then_finish(&f))
-            .unwrap();
-        finish.close_also(listener);
-        let addr = lp.local_addr(listener).unwrap();
+        let (accepted, addr) = observed_server(&mut lp, 1, || echo::Echo);
         let client = spawn_client(&lp, "client", move || {
             let mut socket = connect(addr);
             socket.shutdown(Shutdown::Write).unwrap();
@@ -1361,14 +1331,7 @@ fn a_panic_in_on_data_closes_only_that_stream_and_is_reported_as_a_stream_panic(
                 report.in_close_callback(),
             ));
         });
-        let accepted = Accepted::default();
-        let finish = Finish::after(2);
-        let (a, f) = (accepted.clone(), finish.clone());
-        let listener = lp
-            .listen_tcp(localhost(), move |stream| a.observe(stream, PanicOnBoom).then_finish(&f))
-            .unwrap();
-        finish.close_also(listener);
-        let addr = lp.local_addr(listener).unwrap();
+        let (accepted, addr) = observed_server(&mut lp, 2, || PanicOnBoom);
         let client = spawn_client(&lp, "client", move || {
             let mut boom = connect(addr);
             boom.write_all(b"boom").unwrap();
@@ -1797,14 +1760,7 @@ impl StreamHandler for AbortOnData {
 fn a_write_into_a_reset_connection_ends_the_stream_with_the_error_in_on_close() {
     within(LIMIT, || {
         let mut lp = new_loop();
-        let accepted = Accepted::default();
-        let finish = Finish::after(1);
-        let (a, f) = (accepted.clone(), finish.clone());
-        let listener = lp
-            .listen_tcp(localhost(), move |stream| a.observe(stream, Hello).then_finish(&f))
-            .unwrap();
-        finish.close_also(listener);
-        let addr = lp.local_addr(listener).unwrap();
+        let (accepted, addr) = observed_server(&mut lp, 1, || Hello);
         // A client on the loop resets the connection once the server has said hello; in its
         // on_close, its socket closed and the RST sent, the server writes into the connection.
         let write_result = Rc::new(RefCell::new(None));
@@ -2221,6 +2177,24 @@ impl<H: StreamHandler> StreamHandler for Observe<H> {
         }
         self.inner.on_close(core, stream, error);
     }
+}
+
+/// A TCP listener on `lp` whose streams get handlers from `make`, each recorded in the returned
+/// `Accepted`; once `finishes` streams have closed, the listener is closed too, so the loop
+/// ends. Returns the address to connect to.
+fn observed_server<H: StreamHandler>(
+    lp: &mut EventLoop,
+    finishes: usize,
+    mut make: impl FnMut() -> H + 'static,
+) -> (Accepted, SocketAddr) {
+    let accepted = Accepted::default();
+    let finish = Finish::after(finishes);
+    let (a, f) = (accepted.clone(), finish.clone());
+    let listener = lp
+        .listen_tcp(localhost(), move |stream| a.observe(stream, make()).then_finish(&f))
+        .unwrap();
+    finish.close_also(listener);
+    (accepted, lp.local_addr(listener).unwrap())
 }
 
 /// Every stream a listener accepted, with its [`Events`].
