@@ -85,6 +85,7 @@ pub(crate) enum StreamEvent<'a> {
     Data(&'a [u8]),
     Eof,
     Drain,
+    Wake,
 }
 
 /// A one-shot closure that is not tied to a handle: a deferred callback, a posted closure or a
@@ -123,6 +124,7 @@ pub(crate) fn run_handle(core: &mut Core, id: HandleId, event: Event<'_>) {
                 StreamEvent::Data(data) => handler.on_data(conn, data),
                 StreamEvent::Eof => handler.on_eof(conn),
                 StreamEvent::Drain => handler.on_drain(conn),
+                StreamEvent::Wake => handler.on_wake(conn),
             }
         }
         (Callback::Listener(factory), Event::Accept(stream)) => {

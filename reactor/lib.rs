@@ -59,6 +59,7 @@ pub mod dispatch;
 mod error;
 pub mod event_loop;
 pub mod handle;
+pub mod http;
 mod io;
 pub mod listener;
 mod pending;

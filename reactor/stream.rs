@@ -139,6 +139,13 @@ pub trait StreamHandler: 'static {
         let _ = conn;
     }
 
+    /// Someone called [`Core::wake`] for this stream: its state changed outside its own
+    /// callbacks (a reply computed elsewhere is ready, a deadline kept elsewhere passed). Runs
+    /// once in the next pending phase, however many wakes came before it.
+    fn on_wake(&mut self, conn: &mut Conn<'_>) {
+        let _ = conn;
+    }
+
     /// The stream is gone: closed by us, failed with `error`, or its connect failed (then
     /// `on_open` never ran). Called exactly once, in the closing phase; `stream` is stale by
     /// now.
@@ -229,6 +236,8 @@ pub(crate) struct StreamState {
     socket: Socket,
     /// Unsent output; `None` while everything written has been sent.
     queue: Option<Box<WriteQueue>>,
+    /// [`Core::wake`] was called; `on_wake` is due in the next pending phase.
+    woken: bool,
     /// Set by a graceful close that had to wait for the queue to flush.
     linger: Option<Box<Linger>>,
     high_water: u32,
@@ -270,6 +279,7 @@ impl StreamState {
         StreamState {
             socket,
             queue: None,
+            woken: false,
             linger: None,
             high_water: DEFAULT_HIGH_WATER as u32,
             low_water: DEFAULT_LOW_WATER as u32,
@@ -469,7 +479,21 @@ impl Core {
         let state = self.open_stream_mut(id)?;
         state.paused = false;
         if state.read_ready && !state.eof {
-            self.queue_read(id);
+            self.queue_continue(id);
+        }
+        Ok(())
+    }
+
+    /// Asks for the stream's [`StreamHandler::on_wake`] to run in the next pending phase. The
+    /// way code outside the handler (a timer, another connection, a closure posted from
+    /// another thread) hands it work: change the state the handler shares, then wake it. Wakes
+    /// before the call coalesce into one; the call never runs inside `wake` itself.
+    pub fn wake(&mut self, stream: Stream) -> Result<()> {
+        let id = stream.0;
+        let state = self.open_stream_mut(id)?;
+        if !state.woken {
+            state.woken = true;
+            self.queue_continue(id);
         }
         Ok(())
     }
@@ -549,8 +573,8 @@ impl Core {
         }
     }
 
-    /// Puts the stream on the pending list, to be read in the next iteration.
-    fn queue_read(&mut self, id: HandleId) {
+    /// Puts the stream on the pending list (once), to be woken or read in the next iteration.
+    pub(crate) fn queue_continue(&mut self, id: HandleId) {
         if let Some(state) = self.stream_mut(id) {
             if !state.queued_for_read {
                 state.queued_for_read = true;

@@ -41,7 +41,7 @@ impl Core {
                 // A stream on the pending list, or read from it in this iteration, has had its
                 // budget for this iteration: it is read again in the next pending phase.
                 if state.read_in_pass == pass {
-                    self.queue_read(id);
+                    self.queue_continue(id);
                 } else if !state.queued_for_read {
                     self.read(id);
                 }
@@ -74,12 +74,22 @@ impl Core {
         self.stream_mut(id).is_some_and(|state| !state.finished)
     }
 
-    /// Called from the pending phase: continue reading a stream stopped by its budget, or
-    /// resumed.
+    /// Called from the pending phase: run a requested `on_wake`, then continue reading a
+    /// stream stopped by its budget, or resumed.
     pub(crate) fn continue_stream(&mut self, id: HandleId) {
         let pass = self.pending.pass();
+        let Some(state) = self.stream_mut(id) else { return };
+        state.queued_for_read = false;
+        if mem::take(&mut state.woken) {
+            if self.handles.get(id).is_some_and(|handle| !handle.closing) {
+                dispatch::run_handle(self, id, Event::Stream(StreamEvent::Wake));
+            }
+            // Woken only: the socket had nothing left to read.
+            if !self.stream_mut(id).is_some_and(|state| state.read_ready) {
+                return;
+            }
+        }
         if let Some(state) = self.stream_mut(id) {
-            state.queued_for_read = false;
             state.read_in_pass = pass;
             self.read(id);
         }
@@ -142,7 +152,7 @@ impl Core {
         if !emptied {
             // Budget spent with data left: under edge-triggered readiness no new event will
             // come for it, so the loop must come back by itself.
-            self.queue_read(id);
+            self.queue_continue(id);
         }
     }
 

@@ -1,0 +1,409 @@
+//! The state a server shares between its connections, their responses and its timer: for each
+//! connection, the line of responses it owes (so that pipelined responses leave in request
+//! order, whenever each is completed) and the timeout it is waiting on.
+//!
+//! A connection's parser state lives in its stream handler ([`conn`](super::conn)); what lives
+//! here is what a [`Response`](super::Response) held anywhere (in a timer, in another
+//! connection's callback) must reach: one [`Entry`] per connection in a slab.
+//!
+//! # Order
+//!
+//! Requests are numbered as they are parsed. The response at the head of the line (`head_seq`)
+//! writes straight to the stream (or, while its connection is being read, to the batch that
+//! leaves in one write at the end of the read); a response completed before its turn is kept
+//! in a slot until the ones before it are done. The common case, answering in the callback,
+//! never touches a slot.
+//!
+//! # Timeouts
+//!
+//! Every connection waiting on its client waits with one of four durations: for a request
+//! head, for the next piece of a body, idle between requests, or lingering after our last
+//! response. All connections waiting with the same duration form a list in deadline order, as
+//! Node does for its timers: appending to the tail keeps the order, and refreshing a deadline
+//! moves an entry to the tail in O(1). One timer per server fires at the earliest head of the
+//! four lists, marks the expired connections and wakes them ([`Core::wake`]); each decides in
+//! its own `on_wake` what the expiry means (408, or a close).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use super::date::{DATE_LEN, DateCache};
+use crate::event_loop::Core;
+use crate::handle::{Listener, Stream, Timer};
+use crate::{Error, Remote, Result};
+
+/// Requests a connection may have in flight (parsed, not yet answered) before the server
+/// stops reading from it. Bounds the memory a pipelining client can make us hold; deep enough
+/// for the 16-deep pipelines of benchmarks.
+pub const MAX_PIPELINE: u32 = 64;
+
+/// How long a connection we are closing waits for its client to close (reading and dropping
+/// what it still sends, so that the kernel does not answer it with a reset that would destroy
+/// our last response before the client read it).
+pub const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Past this many bytes in a slot (a response completed out of turn), `write` reports
+/// backpressure.
+const SLOT_HIGH_WATER: usize = 64 * 1024;
+
+/// What a connection waits for, each with its own timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// The head of a request (or of the first one), within the header timeout.
+    Head,
+    /// The next piece of a request body, within the body timeout.
+    Body,
+    /// A new request on a kept-alive connection, within the idle timeout.
+    Idle,
+    /// The client's close after our last response, within [`LINGER_TIMEOUT`].
+    Linger,
+}
+
+const WAITS: [Wait; 4] = [Wait::Head, Wait::Body, Wait::Idle, Wait::Linger];
+
+const NIL: u32 = u32::MAX;
+
+/// A response completed before its turn.
+struct Slot {
+    bytes: Vec<u8>,
+    done: bool,
+    close: bool,
+}
+
+/// What the server shares about one connection.
+pub(crate) struct Entry {
+    pub(crate) stream: Stream,
+    /// The number the next parsed request gets.
+    pub(crate) next_seq: u32,
+    /// The request whose response is at the head of the line.
+    pub(crate) head_seq: u32,
+    /// Slots for `head_seq + 1 ..`, created only when a response completes out of turn.
+    // Boxed: 8 bytes instead of 32 on every connection, most of which never need it.
+    #[allow(clippy::box_collection)]
+    early: Option<Box<VecDeque<Slot>>>,
+    /// Our last response is out (or queued) and the write side is shutting down; input is
+    /// dropped.
+    pub(crate) closing: bool,
+    /// `closing` was set while the connection's output was batched: the handler shuts the
+    /// stream down after it writes the batch.
+    pub(crate) shutdown_owed: bool,
+    /// The client half-closed: close once the responses owed are out.
+    pub(crate) peer_eof: bool,
+    /// The handler holds part of the next request's head (for the timeout to apply once the
+    /// line is empty).
+    pub(crate) partial: bool,
+    /// Reading is paused until responses drain ([`MAX_PIPELINE`], or write backpressure).
+    pub(crate) blocked: bool,
+    /// A timeout passed (set by the timer, handled in `on_wake`).
+    pub(crate) expired: Option<Wait>,
+    /// Responses dropped unanswered: (seq, whether their head was already sent).
+    pub(crate) abandoned: Vec<(u32, bool)>,
+    /// The timeout list this entry is on, its neighbours there, and its deadline.
+    list: Option<Wait>,
+    prev: u32,
+    next: u32,
+    deadline: Instant,
+}
+
+impl Entry {
+    /// Requests parsed and not yet answered.
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.next_seq.wrapping_sub(self.head_seq)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct List {
+    first: u32,
+    last: u32,
+}
+
+/// Everything a server's connections share, behind one `RefCell` in
+/// [`Shared`](super::server::Shared). Never borrowed while user code runs.
+pub(crate) struct State {
+    pub(crate) conns: Slab<Entry>,
+    lists: [List; 4],
+    durations: [Duration; 4],
+    /// The server's one timeout timer, and the deadline it is armed for.
+    pub(crate) timer: Option<Timer>,
+    armed: Option<Instant>,
+    /// The connection whose output is being batched (its read is being processed), and the
+    /// batch.
+    pub(crate) batching: Option<Stream>,
+    pub(crate) batch: Vec<u8>,
+    /// Reused for a response written outside a batch.
+    scratch: Vec<u8>,
+    date: DateCache,
+    pub(crate) shutting_down: bool,
+    pub(crate) listeners: Vec<Listener>,
+    /// Wakes a connection whose response was dropped where no `Core` was at hand.
+    pub(crate) remote: Option<Remote>,
+}
+
+impl State {
+    pub(crate) fn new(header: Duration, body: Duration, idle: Duration) -> Self {
+        State {
+            conns: Slab::new(),
+            lists: [List { first: NIL, last: NIL }; 4],
+            durations: [header, body, idle, LINGER_TIMEOUT],
+            timer: None,
+            armed: None,
+            batching: None,
+            batch: Vec::new(),
+            scratch: Vec::new(),
+            date: DateCache::new(),
+            shutting_down: false,
+            listeners: Vec::new(),
+            remote: None,
+        }
+    }
+
+    /// A new connection's entry; returns its key.
+    pub(crate) fn insert(&mut self, stream: Stream, now: Instant) -> u32 {
+        self.conns.insert(Entry {
+            stream,
+            next_seq: 0,
+            head_seq: 0,
+            early: None,
+            closing: false,
+            shutdown_owed: false,
+            peer_eof: false,
+            partial: false,
+            blocked: false,
+            expired: None,
+            abandoned: Vec::new(),
+            list: None,
+            prev: NIL,
+            next: NIL,
+            deadline: now,
+        }) as u32
+    }
+
+    /// Removes a closed connection's entry.
+    pub(crate) fn remove(&mut self, key: u32) {
+        self.unlink(key);
+        self.conns.try_remove(key as usize);
+    }
+
+    /// The entry of `key` if it still belongs to `stream` (keys are reused).
+    pub(crate) fn entry(&mut self, key: u32, stream: Stream) -> Result<&mut Entry> {
+        match self.conns.get_mut(key as usize) {
+            Some(entry) if entry.stream == stream => Ok(entry),
+            _ => Err(Error::Closed(stream.id())),
+        }
+    }
+
+    /// The cached `Date` value for loop time `now`.
+    pub(crate) fn date(&mut self, now: Instant) -> [u8; DATE_LEN] {
+        *self.date.get(now)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The line of responses.
+
+    /// Appends output for response `seq` of connection `key`: to the stream (or the batch) if
+    /// it is at the head of the line, else to its slot. `Ok(false)` means backpressure.
+    pub(crate) fn emit(
+        &mut self,
+        core: &mut Core,
+        key: u32,
+        stream: Stream,
+        seq: u32,
+        fill: impl FnOnce(&mut Vec<u8>, &[u8; DATE_LEN]),
+    ) -> Result<bool> {
+        let date = self.date(core.now());
+        let entry = self.entry(key, stream)?;
+        let ahead = seq.wrapping_sub(entry.head_seq);
+        if ahead == 0 {
+            return self.send(core, stream, |out| fill(out, &date));
+        }
+        let slot = slot(entry, ahead);
+        fill(&mut slot.bytes, &date);
+        Ok(slot.bytes.len() < SLOT_HIGH_WATER)
+    }
+
+    /// Marks response `seq` complete; `close`: the connection closes after it. Moves the line
+    /// on as far as completed responses allow.
+    pub(crate) fn finish(
+        &mut self,
+        core: &mut Core,
+        key: u32,
+        stream: Stream,
+        seq: u32,
+        close: bool,
+    ) -> Result<()> {
+        let entry = self.entry(key, stream)?;
+        let ahead = seq.wrapping_sub(entry.head_seq);
+        if ahead != 0 {
+            let slot = slot(entry, ahead);
+            (slot.done, slot.close) = (true, close);
+            return Ok(());
+        }
+        let mut close = close;
+        loop {
+            let entry = self.entry(key, stream)?;
+            entry.head_seq = entry.head_seq.wrapping_add(1);
+            if close {
+                entry.early = None;
+                self.start_close(core, key, stream);
+                return Ok(());
+            }
+            // The next response in line: send what it has so far.
+            let Some(early) = entry.early.as_mut() else { break };
+            let Some(next) = early.pop_front() else { break };
+            if early.is_empty() {
+                entry.early = None;
+            }
+            self.send(core, stream, |out| out.extend_from_slice(&next.bytes))?;
+            if !next.done {
+                return Ok(());
+            }
+            close = next.close;
+        }
+        let now = core.now();
+        let entry = self.entry(key, stream)?;
+        if entry.in_flight() == 0 && entry.peer_eof {
+            self.start_close(core, key, stream);
+        } else if entry.in_flight() == 0 && entry.list.is_none() {
+            let wait = if entry.partial { Wait::Head } else { Wait::Idle };
+            self.wait(core, key, wait, false, now);
+        }
+        let entry = self.entry(key, stream)?;
+        if entry.blocked && entry.in_flight() < MAX_PIPELINE {
+            let _ = core.wake(stream);
+        }
+        Ok(())
+    }
+
+    /// Output for the head of the line: into the batch if this connection's read is being
+    /// processed, else straight to the stream.
+    fn send(
+        &mut self,
+        core: &mut Core,
+        stream: Stream,
+        fill: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<bool> {
+        if self.batching == Some(stream) {
+            fill(&mut self.batch);
+            return Ok(true);
+        }
+        self.scratch.clear();
+        fill(&mut self.scratch);
+        core.write(stream, &self.scratch)
+    }
+
+    /// Our last response is complete: half-close once it is out, and linger for the client's
+    /// close.
+    pub(crate) fn start_close(&mut self, core: &mut Core, key: u32, stream: Stream) {
+        let batching = self.batching == Some(stream);
+        let Ok(entry) = self.entry(key, stream) else { return };
+        if entry.closing {
+            return;
+        }
+        entry.closing = true;
+        if batching {
+            entry.shutdown_owed = true;
+        } else {
+            let _ = core.shutdown(stream);
+        }
+        let now = core.now();
+        self.wait(core, key, Wait::Linger, true, now);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Timeouts.
+
+    /// Puts connection `key` on the list for `wait`. If it is on that list already, its
+    /// deadline moves to `now` + the timeout only with `refresh`.
+    pub(crate) fn wait(
+        &mut self,
+        core: &mut Core,
+        key: u32,
+        wait: Wait,
+        refresh: bool,
+        now: Instant,
+    ) {
+        let Some(entry) = self.conns.get(key as usize) else { return };
+        if entry.list == Some(wait) && !refresh {
+            return;
+        }
+        self.unlink(key);
+        let deadline = now + self.durations[wait as usize];
+        let list = &mut self.lists[wait as usize];
+        let last = list.last;
+        if last == NIL {
+            list.first = key;
+        }
+        list.last = key;
+        if last != NIL {
+            self.conns[last as usize].next = key;
+        }
+        let entry = &mut self.conns[key as usize];
+        (entry.list, entry.prev, entry.next, entry.deadline) = (Some(wait), last, NIL, deadline);
+        if self.armed.is_none_or(|armed| deadline < armed) {
+            self.arm(core, deadline, now);
+        }
+    }
+
+    /// Takes connection `key` off its timeout list: it waits for nothing the client owes.
+    pub(crate) fn unlink(&mut self, key: u32) {
+        let Some(entry) = self.conns.get_mut(key as usize) else { return };
+        let Some(wait) = entry.list.take() else { return };
+        let (prev, next) = (entry.prev, entry.next);
+        match prev {
+            NIL => self.lists[wait as usize].first = next,
+            prev => self.conns[prev as usize].next = next,
+        }
+        match next {
+            NIL => self.lists[wait as usize].last = prev,
+            next => self.conns[next as usize].prev = prev,
+        }
+    }
+
+    fn arm(&mut self, core: &mut Core, deadline: Instant, now: Instant) {
+        if let Some(timer) = self.timer {
+            let _ =
+                core.timer_start(timer, deadline.saturating_duration_since(now), Duration::ZERO);
+            self.armed = Some(deadline);
+        }
+    }
+
+    /// The timer fired: mark and wake every connection whose deadline has passed, then arm
+    /// for the earliest deadline left.
+    pub(crate) fn expire(&mut self, core: &mut Core) {
+        let now = core.now();
+        self.armed = None;
+        let mut earliest: Option<Instant> = None;
+        for wait in WAITS {
+            loop {
+                let first = self.lists[wait as usize].first;
+                if first == NIL {
+                    break;
+                }
+                let entry = &self.conns[first as usize];
+                if entry.deadline > now {
+                    earliest = Some(earliest.map_or(entry.deadline, |e| e.min(entry.deadline)));
+                    break;
+                }
+                let stream = entry.stream;
+                self.unlink(first);
+                self.conns[first as usize].expired = Some(wait);
+                let _ = core.wake(stream);
+            }
+        }
+        if let Some(deadline) = earliest {
+            self.arm(core, deadline, now);
+        }
+    }
+}
+
+/// The slot of the response `ahead` places behind the head of the line.
+fn slot(entry: &mut Entry, ahead: u32) -> &mut Slot {
+    let early = entry.early.get_or_insert_with(Default::default);
+    while early.len() < ahead as usize {
+        early.push_back(Slot { bytes: Vec::new(), done: false, close: false });
+    }
+    &mut early[ahead as usize - 1]
+}
