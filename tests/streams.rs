@@ -2316,3 +2316,64 @@ impl<H: StreamHandler, F: FnMut(&mut Conn<'_>) + 'static> StreamHandler for OnOp
         self.0.on_close(core, stream, error);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Waking a stream from outside its handler
+// ---------------------------------------------------------------------------------------------
+
+/// Counts `on_wake` calls and remembers its stream.
+struct Wakeable {
+    me: Rc<Cell<Option<Stream>>>,
+    wakes: Rc<Cell<usize>>,
+}
+
+impl StreamHandler for Wakeable {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        self.me.set(Some(conn.id()));
+    }
+
+    fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+
+    fn on_wake(&mut self, _: &mut Conn<'_>) {
+        self.wakes.set(self.wakes.get() + 1);
+    }
+}
+
+#[test]
+fn wakes_coalesce_into_one_on_wake_that_runs_later_and_a_closed_stream_cannot_be_woken() {
+    within(LIMIT, || {
+        let mut lp = new_loop();
+        let (me, wakes) = (Rc::new(Cell::new(None)), Rc::new(Cell::new(0)));
+        let (m, w) = (me.clone(), wakes.clone());
+        let listener = lp
+            .listen_tcp(localhost(), move |_| Wakeable { me: m.clone(), wakes: w.clone() })
+            .unwrap();
+        let _client = connect(lp.local_addr(listener).unwrap());
+        let m = me.clone();
+        run_until(&mut lp, move || m.get().is_some());
+        let stream = me.get().unwrap();
+
+        // Three wakes from a timer callback: none runs inside `wake`, one runs afterwards.
+        let inside = Rc::new(Cell::new(usize::MAX));
+        let (w, i) = (wakes.clone(), inside.clone());
+        lp.set_timeout(Duration::ZERO, move |core| {
+            for _ in 0..3 {
+                core.wake(stream).unwrap();
+            }
+            i.set(w.get());
+        });
+        let w = wakes.clone();
+        run_until(&mut lp, move || w.get() > 0);
+        // A few more iterations: no second call comes.
+        for _ in 0..3 {
+            lp.run_nowait().unwrap();
+        }
+        assert_eq!((inside.get(), wakes.get()), (0, 1));
+
+        lp.close(stream).unwrap();
+        assert!(matches!(lp.wake(stream), Err(Error::Closed(_))));
+        lp.close(listener).unwrap();
+        lp.run().unwrap();
+        assert_eq!(wakes.get(), 1);
+    });
+}

@@ -6,7 +6,8 @@
 //! use reactor::http::body::{BodyDecoder, Decoded};
 //! use reactor::http::parse::Framing;
 //!
-//! let mut decoder = BodyDecoder::new(Framing::Chunked, 1024).unwrap();
+//! // `None` would mean "no body"; `Err`, a Content-Length over the limit.
+//! let mut decoder = BodyDecoder::new(Framing::Chunked, 1024).unwrap().unwrap();
 //! let mut input: &[u8] = b"5;ext=1\r\nhello\r\n0\r\nTrailer: x\r\n\r\nGET /next";
 //! let mut body = Vec::new();
 //! loop {

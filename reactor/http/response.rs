@@ -12,7 +12,7 @@
 //! fn handle(core: &mut Core, req: &Request<'_>, res: Response) {
 //!     if req.path() == "/slow" {
 //!         // Answer in 100 ms; other requests on the connection wait their turn behind it.
-//!         core.set_timeout(Duration::from_millis(100), move |core, _| {
+//!         core.set_timeout(Duration::from_millis(100), move |core| {
 //!             let _ = res.send(core, 200, &[("Content-Type", "text/plain")], b"late\n");
 //!         });
 //!     } else {
