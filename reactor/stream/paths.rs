@@ -263,7 +263,8 @@ impl Core {
         if buf.is_empty() {
             buf = vec![0; READ_BUFFER_SIZE];
         }
-        if let Some(state) = self.stream_mut(id) {
+        // After the peer's EOF there is nothing left to drop.
+        if let Some(state) = self.stream_mut(id).filter(|state| !state.eof) {
             for _ in 0..DISCARD_LIMIT / READ_BUFFER_SIZE {
                 match state.socket.read(&mut buf) {
                     Ok(n) if n > 0 => {}
