@@ -236,7 +236,9 @@ fn too_large() -> HttpError {
 fn version_error(buf: &[u8]) -> HttpError {
     let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    match line.rsplit(|&b| b == b' ').next() {
+    let mut parts = line.split(|&b| b == b' ');
+    let (_method, _target, version) = (parts.next(), parts.next(), parts.next());
+    match version.filter(|_| parts.next().is_none()) {
         Some([b'H', b'T', b'T', b'P', b'/', major, b'.', minor])
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
@@ -303,7 +305,8 @@ impl Fields {
                 }
             } else if name.eq_ignore_ascii_case("expect") {
                 if value.eq_ignore_ascii_case(b"100-continue") {
-                    expect_continue = true;
+                    // An HTTP/1.0 client cannot have meant it (RFC 9110 §10.1.1).
+                    expect_continue = version == Version::Http11;
                 } else {
                     return Err(HttpError::new(417, "unsupported expectation"));
                 }
@@ -484,6 +487,7 @@ mod tests {
             ("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 400),
             ("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
             ("GET / HTTX/1.1\r\nHost: a\r\n\r\n", 400),
+            ("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("GET foo HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
