@@ -84,7 +84,12 @@ impl HttpConn {
     /// Parses and dispatches what `buf` holds; returns how many bytes it used. Output of the
     /// responses given in the meantime leaves in one write at the end.
     fn process(&mut self, conn: &mut Conn<'_>, buf: &[u8]) -> usize {
-        self.shared.state.borrow_mut().batching = Some(self.stream);
+        {
+            let mut state = self.shared.state.borrow_mut();
+            state.batching = Some(self.stream);
+            // Left over only if a handler panicked mid-batch: it was that connection's.
+            state.batch.clear();
+        }
         let mut pos = 0;
         loop {
             if conn.core().is_closing(self.stream) || self.closing() {
