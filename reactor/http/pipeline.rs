@@ -263,8 +263,12 @@ impl State {
             close = next.close;
         }
         let now = core.now();
+        let shutting_down = self.shutting_down;
         let entry = self.entry(key, stream)?;
-        if entry.in_flight() == 0 && entry.peer_eof {
+        // Nothing more is owed, and nothing more will be asked: the client half-closed, or
+        // the server is shutting down and no next request has begun to arrive.
+        let last = entry.peer_eof || (shutting_down && !entry.partial);
+        if entry.in_flight() == 0 && last {
             self.start_close(core, key, stream);
         } else if entry.in_flight() == 0 && entry.list.is_none() {
             let wait = if entry.partial { Wait::Head } else { Wait::Idle };
