@@ -157,6 +157,7 @@ impl BodyDecoder {
                 *remaining -= n as u64;
                 Ok((n, Decoded::Data(&input[..n])))
             }
+            Kind::Chunked { state: Chunk::Done, .. } => Ok((0, Decoded::Done)),
             Kind::Chunked { state, size, line } => {
                 decode_chunked(state, size, line, &mut self.allowance, input)
             }

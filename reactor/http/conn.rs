@@ -405,8 +405,8 @@ impl HttpConn {
         let abandoned = {
             let mut state = self.shared.state.borrow_mut();
             match state.entry(self.key, self.stream) {
-                Ok(entry) if !entry.abandoned.is_empty() => mem::take(&mut entry.abandoned),
-                _ => return,
+                Ok(entry) => entry.take_abandoned(),
+                Err(_) => return,
             }
         };
         for (seq, started) in abandoned {

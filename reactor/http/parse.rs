@@ -191,6 +191,9 @@ pub fn parse_head<'b>(
     max_headers: usize,
 ) -> Result<Option<(Head<'b>, usize)>, HttpError> {
     let max_headers = max_headers.clamp(1, MAX_HEADERS_CAP);
+    // Only the first `max_head + 1` bytes are looked at, so that a head too long is a 431
+    // however the bytes were split into reads (and not a 400 for a flaw past the limit).
+    let buf = &buf[..buf.len().min(max_head.saturating_add(1))];
     let mut request = httparse::Request::new(&mut []);
     let parsed = request.parse_with_uninit_headers(buf, &mut slots.0[..max_headers]);
     let len = match parsed {
@@ -201,7 +204,15 @@ pub fn parse_head<'b>(
         Err(httparse::Error::TooManyHeaders) => {
             return Err(HttpError::new(431, "too many header fields"));
         }
-        Err(httparse::Error::Version) => return Err(version_error(buf)),
+        Err(httparse::Error::Version) => {
+            return match request_line(buf) {
+                Some(line) => Err(version_error(line)),
+                // httparse stops at the first byte that cannot be 1.0 or 1.1; whether it is
+                // a 505 or a 400 depends on the rest of the line.
+                None if buf.len() > max_head => Err(too_large()),
+                None => Ok(None),
+            };
+        }
         Err(httparse::Error::Token) => return Err(bad("malformed request line")),
         Err(_) => return Err(bad("malformed header field")),
     };
@@ -231,11 +242,18 @@ fn too_large() -> HttpError {
     HttpError::new(431, "request head too large")
 }
 
+/// The request line, once it is complete: after any empty lines, up to its LF (and without
+/// its CR).
+fn request_line(buf: &[u8]) -> Option<&[u8]> {
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let rest = &buf[start..];
+    let line = &rest[..rest.iter().position(|&b| b == b'\n')?];
+    Some(line.strip_suffix(b"\r").unwrap_or(line))
+}
+
 /// httparse says "bad version" for any version but 1.0 and 1.1: a well-formed `HTTP/d.d` is a
 /// version we do not support (505), anything else a malformed request line (400).
-fn version_error(buf: &[u8]) -> HttpError {
-    let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+fn version_error(line: &[u8]) -> HttpError {
     let mut parts = line.split(|&b| b == b' ');
     let (_method, _target, version) = (parts.next(), parts.next(), parts.next());
     match version.filter(|_| parts.next().is_none()) {
@@ -249,19 +267,102 @@ fn version_error(buf: &[u8]) -> HttpError {
 }
 
 /// RFC 9112 §3.2: origin-form for every method, absolute-form too (a proxy's form that servers
-/// must accept), authority-form only for CONNECT, asterisk-form only for OPTIONS.
+/// must accept), authority-form only for CONNECT, asterisk-form only for OPTIONS. Every
+/// character is checked against RFC 3986: no fragment, no bytes outside its sets, and `%`
+/// only before two hex digits.
 fn check_target(method: &str, target: &str) -> Result<(), HttpError> {
-    let ok = if target.starts_with('/') {
-        true
-    } else if target == "*" {
+    let target = target.as_bytes();
+    let ok = if method == "CONNECT" {
+        // authority-form: host ":" port, both present.
+        matches!(split_port(target), Some((host, Some(port))) if !host.is_empty() && !port.is_empty())
+            && valid_host(target)
+    } else if target == b"*" {
         method == "OPTIONS"
-    } else if method == "CONNECT" {
-        !target.contains('/') && target.contains(':')
+    } else if target.starts_with(b"/") {
+        valid_path_query(target)
     } else {
-        let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
-        lower.starts_with("http://") || lower.starts_with("https://")
+        absolute_form(target)
     };
     if ok { Ok(()) } else { Err(bad("invalid request-target")) }
+}
+
+/// `http://authority/path?query` (or https): a non-empty host, no userinfo.
+fn absolute_form(target: &[u8]) -> bool {
+    let rest = match target.iter().position(|&b| b == b':') {
+        Some(colon) if target[..colon].eq_ignore_ascii_case(b"http") => &target[colon..],
+        Some(colon) if target[..colon].eq_ignore_ascii_case(b"https") => &target[colon..],
+        _ => return false,
+    };
+    let Some(rest) = rest.strip_prefix(b"://") else { return false };
+    let end = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let host_present = split_port(authority).is_some_and(|(host, _)| !host.is_empty());
+    let path_ok = match path {
+        [] => true,
+        [b'?', query @ ..] => valid_query_chars(query),
+        _ => valid_path_query(path),
+    };
+    host_present && valid_host(authority) && path_ok
+}
+
+/// `absolute-path [ "?" query ]`: pchars and `/`, then pchars, `/` and `?`.
+fn valid_path_query(target: &[u8]) -> bool {
+    let (path, query) = match target.iter().position(|&b| b == b'?') {
+        Some(q) => (&target[..q], &target[q + 1..]),
+        None => (target, &b""[..]),
+    };
+    percent_ok(path, |b| is_pchar(b) || b == b'/')
+        && percent_ok(query, |b| is_pchar(b) || b == b'/' || b == b'?')
+}
+
+fn valid_query_chars(bytes: &[u8]) -> bool {
+    percent_ok(bytes, |b| is_pchar(b) || b == b'/' || b == b'?')
+}
+
+/// `pchar` without `%` (RFC 3986 §3.3): unreserved, sub-delims, `:` and `@`.
+fn is_pchar(b: u8) -> bool {
+    is_unreserved(b) || is_sub_delim(b) || b == b':' || b == b'@'
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~".contains(&b)
+}
+
+fn is_sub_delim(b: u8) -> bool {
+    b"!$&'()*+,;=".contains(&b)
+}
+
+/// Every byte is allowed by `allowed`, or is a `%` followed by two hex digits.
+fn percent_ok(bytes: &[u8], allowed: impl Fn(u8) -> bool) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            if !bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return false;
+            }
+            i += 3;
+        } else if allowed(bytes[i]) {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// Splits `host[:port]` (the host may be an IPv6 literal in brackets); `None` if malformed.
+fn split_port(authority: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let host_end = if authority.starts_with(b"[") {
+        authority.iter().position(|&b| b == b']')? + 1
+    } else {
+        authority.iter().position(|&b| b == b':').unwrap_or(authority.len())
+    };
+    let (host, rest) = authority.split_at(host_end);
+    match rest {
+        [] => Some((host, None)),
+        [b':', port @ ..] if port.iter().all(u8::is_ascii_digit) => Some((host, Some(port))),
+        _ => None,
+    }
 }
 
 /// What the header fields say about framing and the connection.
@@ -395,10 +496,18 @@ fn parse_length(value: &[u8]) -> Result<u64, HttpError> {
     Ok(value.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
-/// `Host = uri-host [ ":" port ]`, or empty: registered-name characters, percent-encoding,
-/// and the brackets of an IPv6 literal.
+/// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), or empty: a registered name or IPv4
+/// address (unreserved characters, sub-delims, percent-encoding), or an IPv6 literal in
+/// brackets, then an optional port of digits.
 fn valid_host(value: &[u8]) -> bool {
-    value.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b))
+    let Some((host, _port)) = split_port(value) else { return false };
+    match host {
+        [b'[', literal @ .., b']'] => {
+            !literal.is_empty()
+                && literal.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        }
+        _ => percent_ok(host, |b| is_unreserved(b) || is_sub_delim(b)),
+    }
 }
 
 /// The elements of a comma-separated list, trimmed, empty ones skipped.
@@ -492,11 +601,28 @@ mod tests {
             ("GET foo HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n", 417),
+            ("GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nHost: %zz\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nHost: ::\r\n\r\n", 400),
+            ("GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("GET http://a:b/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("CONNECT a:b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("GET /a{b} HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("\r\nGET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
         ];
         for (head, expected) in cases {
             assert_eq!(status(head), *expected, "{head:?}");
         }
         assert_eq!(status("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
+        assert_eq!(status("CONNECT a.b:443 HTTP/1.1\r\nHost: a.b:443\r\n\r\n"), 200);
+        assert_eq!(status("GET /a%20b?c=d/e?f HTTP/1.1\r\nHost: [::1]:80\r\n\r\n"), 200);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost:\r\n\r\n"), 200);
+        // The version of a partial line is judged once the line is complete.
+        assert_eq!(status("GET / HTTP/2"), 0);
         assert_eq!(status("GET http://a/b?c HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
     }
 

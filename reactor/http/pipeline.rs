@@ -79,10 +79,8 @@ pub(crate) struct Entry {
     pub(crate) next_seq: u32,
     /// The request whose response is at the head of the line.
     pub(crate) head_seq: u32,
-    /// Slots for `head_seq + 1 ..`, created only when a response completes out of turn.
-    // Boxed: 8 bytes instead of 32 on every connection, most of which never need it.
-    #[allow(clippy::box_collection)]
-    early: Option<Box<VecDeque<Slot>>>,
+    /// What only some connections need, boxed so that an idle connection pays 8 bytes for it.
+    rare: Option<Box<Rare>>,
     /// Our last response is out (or queued) and the write side is shutting down; input is
     /// dropped.
     pub(crate) closing: bool,
@@ -98,8 +96,6 @@ pub(crate) struct Entry {
     pub(crate) blocked: bool,
     /// A timeout passed (set by the timer, handled in `on_wake`).
     pub(crate) expired: Option<Wait>,
-    /// Responses dropped unanswered: (seq, whether their head was already sent).
-    pub(crate) abandoned: Vec<(u32, bool)>,
     /// The timeout list this entry is on, its neighbours there, and its deadline.
     list: Option<Wait>,
     prev: u32,
@@ -107,7 +103,37 @@ pub(crate) struct Entry {
     deadline: Instant,
 }
 
+/// The part of an [`Entry`] that exists only while it is needed.
+#[derive(Default)]
+struct Rare {
+    /// Slots for `head_seq + 1 ..`: responses completed out of turn.
+    early: VecDeque<Slot>,
+    /// Responses dropped unanswered: (seq, whether their head was already sent).
+    abandoned: Vec<(u32, bool)>,
+}
+
 impl Entry {
+    /// Records a response dropped unanswered, for the connection's handler to answer.
+    pub(crate) fn abandon(&mut self, seq: u32, started: bool) {
+        self.rare.get_or_insert_default().abandoned.push((seq, started));
+    }
+
+    /// The responses dropped unanswered since the last call.
+    pub(crate) fn take_abandoned(&mut self) -> Vec<(u32, bool)> {
+        let Some(rare) = self.rare.as_mut() else { return Vec::new() };
+        let abandoned = std::mem::take(&mut rare.abandoned);
+        self.tidy();
+        abandoned
+    }
+
+    /// Frees the rare part once it holds nothing.
+    fn tidy(&mut self) {
+        if self.rare.as_ref().is_some_and(|rare| rare.early.is_empty() && rare.abandoned.is_empty())
+        {
+            self.rare = None;
+        }
+    }
+
     /// Requests parsed and not yet answered.
     pub(crate) fn in_flight(&self) -> u32 {
         self.next_seq.wrapping_sub(self.head_seq)
@@ -166,14 +192,13 @@ impl State {
             stream,
             next_seq: 0,
             head_seq: 0,
-            early: None,
+            rare: None,
             closing: false,
             shutdown_owed: false,
             peer_eof: false,
             partial: false,
             blocked: false,
             expired: None,
-            abandoned: Vec::new(),
             list: None,
             prev: NIL,
             next: NIL,
@@ -246,16 +271,18 @@ impl State {
             let entry = self.entry(key, stream)?;
             entry.head_seq = entry.head_seq.wrapping_add(1);
             if close {
-                entry.early = None;
+                if let Some(rare) = entry.rare.as_mut() {
+                    rare.early.clear();
+                }
+                entry.tidy();
                 self.start_close(core, key, stream);
                 return Ok(());
             }
             // The next response in line: send what it has so far.
-            let Some(early) = entry.early.as_mut() else { break };
-            let Some(next) = early.pop_front() else { break };
-            if early.is_empty() {
-                entry.early = None;
-            }
+            let Some(next) = entry.rare.as_mut().and_then(|rare| rare.early.pop_front()) else {
+                break;
+            };
+            entry.tidy();
             self.send(core, stream, |out| out.extend_from_slice(&next.bytes))?;
             if !next.done {
                 return Ok(());
@@ -405,7 +432,7 @@ impl State {
 
 /// The slot of the response `ahead` places behind the head of the line.
 fn slot(entry: &mut Entry, ahead: u32) -> &mut Slot {
-    let early = entry.early.get_or_insert_with(Default::default);
+    let early = &mut entry.rare.get_or_insert_default().early;
     while early.len() < ahead as usize {
         early.push_back(Slot { bytes: Vec::new(), done: false, close: false });
     }

@@ -259,7 +259,7 @@ impl Drop for Response {
         // code paths), or after the connection closed: nothing to do.
         let Ok(mut state) = self.shared.state.try_borrow_mut() else { return };
         let Ok(entry) = state.entry(self.key, self.stream) else { return };
-        entry.abandoned.push((self.seq, started));
+        entry.abandon(self.seq, started);
         // The connection's handler answers for it in `on_wake`; a `Core` is not at hand here.
         let stream = self.stream;
         if let Some(remote) = &state.remote {
