@@ -502,10 +502,8 @@ fn parse_length(value: &[u8]) -> Result<u64, HttpError> {
 fn valid_host(value: &[u8]) -> bool {
     let Some((host, _port)) = split_port(value) else { return false };
     match host {
-        [b'[', literal @ .., b']'] => {
-            !literal.is_empty()
-                && literal.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        }
+        [b'[', literal @ .., b']'] => std::str::from_utf8(literal)
+            .is_ok_and(|literal| literal.parse::<std::net::Ipv6Addr>().is_ok()),
         _ => percent_ok(host, |b| is_unreserved(b) || is_sub_delim(b)),
     }
 }
@@ -604,6 +602,7 @@ mod tests {
             ("GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nHost: %zz\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nHost: ::\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nHost: [2:1]:80\r\n\r\n", 400),
             ("GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("GET http://a:b/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
