@@ -156,7 +156,8 @@ impl HttpConn {
         self.requests += 1;
         self.new_head = true;
         let keep_alive = head.keep_alive() && max_requests.is_none_or(|max| self.requests < max);
-        let Some(res) = self.response(&head, keep_alive) else { return (0, false) };
+        let (head_only, http10) = (head.method() == "HEAD", head.version() == Version::Http10);
+        let Some(res) = self.response(head_only, http10, keep_alive) else { return (0, false) };
         let decoder = match BodyDecoder::new(head.framing(), max_body) {
             None => {
                 if !keep_alive {
@@ -257,8 +258,9 @@ impl HttpConn {
         self.shared.handler.borrow_mut().on_request(core, req, res);
     }
 
-    /// A response for the request just parsed: the next number in the line.
-    fn response(&mut self, head: &super::parse::Head<'_>, keep_alive: bool) -> Option<Response> {
+    /// A response for the request just parsed: the next number in the line. `head_only`: a
+    /// HEAD request; `http10`: an HTTP/1.0 client.
+    fn response(&mut self, head_only: bool, http10: bool, keep_alive: bool) -> Option<Response> {
         let seq = {
             let mut state = self.shared.state.borrow_mut();
             let entry = state.entry(self.key, self.stream).ok()?;
@@ -266,38 +268,17 @@ impl HttpConn {
             entry.next_seq = seq.wrapping_add(1);
             seq
         };
-        let head_only = head.method() == "HEAD";
-        let http10 = head.version() == Version::Http10;
-        Some(Response::new(
-            self.shared.clone(),
-            self.key,
-            self.stream,
-            seq,
-            head_only,
-            http10,
-            keep_alive,
-        ))
+        let (shared, key, stream) = (self.shared.clone(), self.key, self.stream);
+        Some(Response::new(shared, key, stream, seq, head_only, http10, keep_alive))
     }
 
     /// Answers with an error status, and reads no more requests: the connection closes
     /// after the response. `res`: the response of the request refused, if it has one.
     fn refuse(&mut self, conn: &mut Conn<'_>, err: HttpError, res: Option<Response>) {
         self.phase = Phase::Done;
-        let res = match res {
-            Some(res) => res,
-            None => {
-                // A request that never parsed: it still takes its place in the line.
-                let mut slots = HeaderSlots::new();
-                let Ok(Some((head, _))) =
-                    parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &mut slots, usize::MAX, 1)
-                else {
-                    return conn.abort();
-                };
-                match self.response(&head, false) {
-                    Some(res) => res,
-                    None => return conn.abort(),
-                }
-            }
+        // A request that never parsed still takes its place in the line.
+        let Some(res) = res.or_else(|| self.response(false, false, false)) else {
+            return conn.abort();
         };
         let res = res.closing();
         let body = format!("{}\n", err.reason);
