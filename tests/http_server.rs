@@ -21,7 +21,6 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt::Debug;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread;
@@ -260,6 +259,8 @@ fn a_response_that_outlives_its_connection_fails_with_closed_and_reaches_no_othe
         let addr = fx.addr;
         serve(&mut fx.lp, move || {
             let mut gone = Client::connect(addr);
+            // `/first` is answered and left unread, so that the close below is a reset.
+            gone.send(get("/first"));
             gone.send(get("/late"));
             parked_rx.recv_timeout(IO_TIMEOUT).expect("the request to be parked");
             conns.wait_for(1);
@@ -1587,20 +1588,13 @@ impl Client {
     }
 }
 
-/// Closes `socket` with a reset (SO_LINGER with a zero timeout) instead of a FIN.
+/// Closes `socket` with a reset instead of a FIN: waits (bounded by the read timeout) until a
+/// response has arrived and drops the socket with it unread, which makes the kernel send a
+/// reset (RFC 2525 §2.17) without an `unsafe` `SO_LINGER`.
 fn reset(socket: TcpStream) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: a valid descriptor, and a pointer to a `linger` of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt(SO_LINGER): {}", std::io::Error::last_os_error());
+    let mut byte = [0u8; 1];
+    let peeked = socket.peek(&mut byte).expect("a response to leave unread before the reset");
+    assert_eq!(peeked, 1, "the server closed instead of answering");
     drop(socket);
 }
 
