@@ -36,7 +36,7 @@
 //!
 //! Every violation is a 400, and a body over the limit a 413.
 
-use super::parse::{Framing, HttpError};
+use super::parse::{Framing, HttpError, is_tchar};
 
 /// The longest chunk-size line, extensions included. Node allows 16 KiB of extensions; real
 /// clients send none.
@@ -283,11 +283,6 @@ fn hex(b: u8) -> u8 {
         b'a'..=b'f' => b - b'a' + 10,
         _ => b - b'A' + 10,
     }
-}
-
-/// `tchar` (RFC 9110 §5.6.2): the characters of a token.
-pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

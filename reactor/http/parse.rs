@@ -126,17 +126,16 @@ impl<'a> Head<'a> {
     /// `http://host/a/b?c`.
     pub fn path(&self) -> &'a str {
         let target = self.target;
-        let start = match target.find("://") {
+        // Absolute-form: the path starts at the first `/` after the authority.
+        let absolute = (!target.starts_with('/')).then(|| target.find("://")).flatten();
+        let path = match absolute {
             Some(scheme_end) => {
                 let rest = &target[scheme_end + 3..];
-                return rest.find('/').map_or("/", |slash| {
-                    let path = &rest[slash..];
-                    path.split_once('?').map_or(path, |(path, _)| path)
-                });
+                rest.find('/').map_or("/", |slash| &rest[slash..])
             }
             None => target,
         };
-        start.split_once('?').map_or(start, |(path, _)| path)
+        path.bytes().position(|b| b == b'?').map_or(path, |q| &path[..q])
     }
 
     /// The query string after `?`, if any.
@@ -299,7 +298,7 @@ fn absolute_form(target: &[u8]) -> bool {
     let host_present = split_port(authority).is_some_and(|(host, _)| !host.is_empty());
     let path_ok = match path {
         [] => true,
-        [b'?', query @ ..] => valid_query_chars(query),
+        [b'?', query @ ..] => percent_ok(query, QUERY),
         _ => valid_path_query(path),
     };
     host_present && valid_host(authority) && path_ok
@@ -307,42 +306,74 @@ fn absolute_form(target: &[u8]) -> bool {
 
 /// `absolute-path [ "?" query ]`: pchars and `/`, then pchars, `/` and `?`.
 fn valid_path_query(target: &[u8]) -> bool {
-    let (path, query) = match target.iter().position(|&b| b == b'?') {
-        Some(q) => (&target[..q], &target[q + 1..]),
-        None => (target, &b""[..]),
-    };
-    percent_ok(path, |b| is_pchar(b) || b == b'/')
-        && percent_ok(query, |b| is_pchar(b) || b == b'/' || b == b'?')
+    match target.iter().position(|&b| b == b'?') {
+        Some(q) => percent_ok(&target[..q], PATH) && percent_ok(&target[q + 1..], QUERY),
+        None => percent_ok(target, PATH),
+    }
 }
 
-fn valid_query_chars(bytes: &[u8]) -> bool {
-    percent_ok(bytes, |b| is_pchar(b) || b == b'/' || b == b'?')
-}
+/// Byte classes, as one lookup table so that checking a byte on the hot path is one load.
+const TCHAR: u8 = 1;
+/// `pchar` without `%` (RFC 3986 §3.3): unreserved, sub-delims, `:` and `@`; and `/`.
+const PATH: u8 = 2;
+/// What a query may hold besides percent-encoding: a path's bytes and `?`.
+const QUERY: u8 = 4;
+/// A registered name or IPv4 address: unreserved and sub-delims.
+const HOST: u8 = 8;
 
-/// `pchar` without `%` (RFC 3986 §3.3): unreserved, sub-delims, `:` and `@`.
-fn is_pchar(b: u8) -> bool {
-    is_unreserved(b) || is_sub_delim(b) || b == b':' || b == b'@'
-}
+static CLASSES: [u8; 256] = classes();
 
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~".contains(&b)
-}
-
-fn is_sub_delim(b: u8) -> bool {
-    b"!$&'()*+,;=".contains(&b)
-}
-
-/// Every byte is allowed by `allowed`, or is a `%` followed by two hex digits.
-fn percent_ok(bytes: &[u8], allowed: impl Fn(u8) -> bool) -> bool {
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if !bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                return false;
+const fn classes() -> [u8; 256] {
+    const fn any(set: &[u8], b: u8) -> bool {
+        let mut i = 0;
+        while i < set.len() {
+            if set[i] == b {
+                return true;
             }
-            i += 3;
-        } else if allowed(bytes[i]) {
             i += 1;
+        }
+        false
+    }
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let unreserved = c.is_ascii_alphanumeric() || any(b"-._~", c);
+        let sub_delim = any(b"!$&'()*+,;=", c);
+        let mut class = 0;
+        if c.is_ascii_alphanumeric() || any(b"!#$%&'*+-.^_`|~", c) {
+            class |= TCHAR;
+        }
+        if unreserved || sub_delim || any(b":@/", c) {
+            class |= PATH | QUERY;
+        }
+        if c == b'?' {
+            class |= QUERY;
+        }
+        if unreserved || sub_delim {
+            class |= HOST;
+        }
+        table[b] = class;
+        b += 1;
+    }
+    table
+}
+
+/// `tchar` (RFC 9110 §5.6.2): the characters of a token.
+pub(crate) fn is_tchar(b: u8) -> bool {
+    CLASSES[b as usize] & TCHAR != 0
+}
+
+/// Every byte is in `class`, or is a `%` followed by two hex digits.
+fn percent_ok(bytes: &[u8], class: u8) -> bool {
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if CLASSES[b as usize] & class != 0 {
+            i += 1;
+        } else if b == b'%'
+            && bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        {
+            i += 3;
         } else {
             return false;
         }
@@ -504,7 +535,7 @@ fn valid_host(value: &[u8]) -> bool {
     match host {
         [b'[', literal @ .., b']'] => std::str::from_utf8(literal)
             .is_ok_and(|literal| literal.parse::<std::net::Ipv6Addr>().is_ok()),
-        _ => percent_ok(host, |b| is_unreserved(b) || is_sub_delim(b)),
+        _ => percent_ok(host, HOST),
     }
 }
 

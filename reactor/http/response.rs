@@ -332,7 +332,7 @@ fn check(status: u16, headers: &[(&str, &str)], send: bool) -> Result<()> {
         return Err(invalid("status must be 200-999 (the server sends 100 Continue itself)"));
     }
     for (name, value) in headers {
-        if name.is_empty() || !name.bytes().all(super::body::is_tchar) {
+        if name.is_empty() || !name.bytes().all(super::parse::is_tchar) {
             return Err(invalid("header name is not a token"));
         }
         if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
