@@ -171,6 +171,9 @@ impl Core {
     /// Collect, then call: the started list is copied first, because callbacks may start and
     /// stop watchers; each one is checked again right before its turn.
     pub(crate) fn run_watchers(&mut self, phase: Phase) {
+        if self.watchers.list(phase).is_empty() {
+            return; // the usual case, every iteration
+        }
         let mut batch = mem::take(&mut self.watchers.batch);
         batch.extend_from_slice(self.watchers.list(phase));
         for &id in &batch {
