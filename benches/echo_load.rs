@@ -1,5 +1,6 @@
-//! End to end: `examples/echo.rs` against a Node.js echo server, under one load generator, in
-//! one run, with the table for a release note.
+//! End to end: `examples/echo.rs` against a hand-written C echo server on epoll (the physical
+//! limit) and a Node.js one, under one load generator, in one run, with the table for a release
+//! note.
 //!
 //! `cargo bench --bench echo_load` (about two minutes), or
 //! `cargo bench --bench echo_load -- --quick` (about forty seconds: 3 rounds of 1 s windows).
@@ -13,9 +14,17 @@
 //!   (`target/release/deps/echo_load-*`). The bench first runs `$CARGO build --release
 //!   --example echo` (same target directory, so a stale server is never measured), unless
 //!   `ECHO_BIN=/path/to/echo` names a binary to use as it is.
-//! - The peer: `node benches/peers/echo.js` (`net.createServer`, `socket.pipe(socket)`,
-//!   `noDelay` like reactor's listeners). `node` is looked up on `PATH`; without it the table
-//!   has the reactor column only, and says so.
+//! - The C peer, "epoll (C)": `benches/peers/epoll_server.c` run as `epoll_server echo`, what a
+//!   careful C programmer writes for one core and the figure reactor is judged against: one
+//!   thread, edge-triggered epoll, one 64 KiB read buffer for the loop, every read written back
+//!   at once, the rest of a short write kept and reading stopped until it is flushed, Nagle off.
+//!   The bench builds it with `cc -O2 -o target/peers/epoll_server
+//!   benches/peers/epoll_server.c` (again only when the source is newer than the binary),
+//!   unless `EPOLL_SERVER_BIN` names a binary to use as it is. Without `cc`, or if the build
+//!   fails, the table has no epoll (C) column, and says so.
+//! - The Node.js peer: `node benches/peers/echo.js` (`net.createServer`,
+//!   `socket.pipe(socket)`, `noDelay` like reactor's listeners). `node` is looked up on `PATH`;
+//!   without it the table has no node column, and says so.
 //!
 //! Each server listens on `127.0.0.1:0` and is started fresh for every run, pinned to CPU 0
 //! with `taskset -c 0`. The load generator is this process: it pins itself (all its threads)
@@ -48,10 +57,13 @@
 //! throughput row measures the generator as much as the server; the server's CPU per round
 //! trip or per MB is then the figure to quote.
 //!
-//! Rounds are interleaved, reactor then node, for each scenario of each round; the table gives
-//! the median over rounds and the min–max. Every socket operation has a 10 s timeout and every
-//! server is stopped with SIGTERM (and must exit 0 within 5 s) or, by a drop guard on an error
-//! path, killed; so the run is bounded and leaves no process behind.
+//! Rounds are interleaved, reactor then epoll (C) then node, for each scenario of each round;
+//! the table gives the median over rounds and the min–max, and the ratio of reactor's median to
+//! each peer's. `reactor ÷ epoll (C)` on the server CPU rows is the figure to quote: how far
+//! reactor is from the physical limit. Every echoed byte is checked, on every server (see the
+//! scenarios), so a server that loses or garbles data fails the run. Every socket operation has
+//! a 10 s timeout and every server is stopped with SIGTERM (and must exit 0 within 5 s) or, by
+//! a drop guard on an error path, killed; so the run is bounded and leaves no process behind.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -75,7 +87,7 @@ const CHUNK: usize = 16 * 1024;
 /// Connections held open for the memory figure.
 const IDLE: usize = 10_000;
 /// Connections opened (and served) at a time while filling the server with idle ones; well
-/// under both servers' listen backlog of 1024.
+/// under the servers' listen backlog of 1024.
 const IDLE_BATCH: usize = 100;
 /// Bound on every blocking read, write and connect.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -663,22 +675,28 @@ fn cell(values: &[f64]) -> String {
     format!("{} ({}–{})", num(median(values)), num(min), num(max))
 }
 
+/// The table of the first (`util` false) or second kind. The first has, for each peer after
+/// reactor (the first), a column with the ratio of reactor's median to that peer's.
 fn table(out: &mut String, samples: &Samples, peers: &[Peer], util: bool) {
     let names: Vec<&str> = peers.iter().map(|p| p.name).collect();
-    let _ = write!(out, "| scenario | {} |", names.join(" | "));
     // A ratio of CPU shares says nothing by itself; the first table's rows have one.
-    let two = peers.len() == 2 && !util;
-    out.push_str(if two { " ratio (reactor ÷ node) |\n" } else { "\n" });
-    out.push_str(&"|---".repeat(peers.len() + 1 + usize::from(two)));
+    let ratios: Vec<&str> = if util { Vec::new() } else { names[1..].to_vec() };
+    let _ = write!(out, "| scenario | {} |", names.join(" | "));
+    for other in &ratios {
+        let _ = write!(out, " reactor ÷ {other} |");
+    }
+    out.push('\n');
+    out.push_str(&"|---".repeat(1 + names.len() + ratios.len()));
     out.push_str("|\n");
     for (metric, per_peer) in samples.iter().filter(|(m, _)| m.is_util() == util) {
         let _ = write!(out, "| {} |", metric.label());
         for values in per_peer {
             let _ = write!(out, " {} |", cell(values));
         }
-        if two {
-            let (a, b) = (median(&per_peer[0]), median(&per_peer[1]));
-            let ratio = if b != 0.0 { format!("{:.2}", a / b) } else { "—".into() };
+        for values in per_peer.iter().skip(1).take(ratios.len()) {
+            let (a, b) = (median(&per_peer[0]), median(values));
+            let both = !per_peer[0].is_empty() && !values.is_empty() && b != 0.0;
+            let ratio = if both { format!("{:.2}", a / b) } else { "—".into() };
             let _ = write!(out, " {ratio} |");
         }
         out.push('\n');
@@ -689,6 +707,12 @@ fn table(out: &mut String, samples: &Samples, peers: &[Peer], util: bool) {
 // The run
 // ---------------------------------------------------------------------------------------------
 
+/// `target/<profile>` of this bench's binary (`target/<profile>/deps/echo_load-<hash>`).
+fn profile_dir() -> Res<PathBuf> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    exe.parent().and_then(Path::parent).map(Path::to_path_buf).ok_or("odd current_exe path".into())
+}
+
 /// The reactor echo binary: `ECHO_BIN`, or built now next to this bench.
 fn echo_binary() -> Res<(PathBuf, String)> {
     if let Some(bin) = std::env::var_os("ECHO_BIN") {
@@ -696,10 +720,8 @@ fn echo_binary() -> Res<(PathBuf, String)> {
         let note = format!("`ECHO_BIN={}` (used as it is)", bin.display());
         return if bin.is_file() { Ok((bin, note)) } else { Err(format!("{note}: no such file")) };
     }
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     // target/<profile>/deps/echo_load-<hash> -> target/<profile>/examples/echo
-    let profile_dir = exe.parent().and_then(Path::parent).ok_or("odd current_exe path")?;
-    let bin = profile_dir.join("examples").join("echo");
+    let bin = profile_dir()?.join("examples").join("echo");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("echo_load: cargo build --release --example echo");
     let status = Command::new(&cargo)
@@ -720,12 +742,56 @@ fn echo_binary() -> Res<(PathBuf, String)> {
     Ok((bin, note))
 }
 
+/// The C peer: `EPOLL_SERVER_BIN`, or built now into `target/peers` (or found there, newer
+/// than its source). `Err` is the note for the header, the reason there is no epoll (C) column.
+fn epoll_binary() -> Result<(PathBuf, String), String> {
+    if let Some(bin) = std::env::var_os("EPOLL_SERVER_BIN") {
+        let bin = PathBuf::from(bin);
+        let note = format!("`EPOLL_SERVER_BIN={}` (used as it is)", bin.display());
+        return if bin.is_file() { Ok((bin, note)) } else { Err(format!("{note}: no such file")) };
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/epoll_server.c");
+    let dir = profile_dir()?.parent().ok_or("odd current_exe path")?.join("peers");
+    let bin = dir.join("epoll_server");
+    let command = format!("cc -O2 -o {} benches/peers/epoll_server.c", bin.display());
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let cached = matches!((modified(&src), modified(&bin)), (Some(s), Some(b)) if b >= s);
+    if !cached {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        // Built under another name and renamed, so that a concurrent run never sees half a
+        // binary.
+        let tmp = dir.join(format!("epoll_server.{}.tmp", std::process::id()));
+        eprintln!("echo_load: {command}");
+        let status = Command::new("cc").arg("-O2").arg("-o").arg(&tmp).arg(&src).status();
+        match status {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err("no `cc` on PATH (Debian: `apt-get install gcc`)".into());
+            }
+            Err(e) => return Err(format!("running cc: {e}")),
+            Ok(status) if !status.success() => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(format!("`{command}` failed ({status}); see its output above"));
+            }
+            Ok(_) => std::fs::rename(&tmp, &bin).map_err(|e| format!("{}: {e}", bin.display()))?,
+        }
+    }
+    let cc = output_of("cc", &["--version"])
+        .and_then(|v| v.lines().next().map(str::to_owned))
+        .unwrap_or_else(|| "`cc --version` failed".into());
+    let how = if cached { "built earlier by" } else { "built by" };
+    Ok((bin, format!("`epoll_server echo`, {how} `{command}` ({cc})")))
+}
+
 fn run() -> Res<()> {
     let Some(cfg) = parse_args()? else { return Ok(()) };
     let started = Instant::now();
     let load_before = load_average();
     let cpus = thread::available_parallelism().map_or(1, |n| n.get());
     let (echo, echo_note) = echo_binary()?;
+    let epoll = epoll_binary();
+    if let Err(e) = &epoll {
+        eprintln!("echo_load: no epoll (C) column: {e}");
+    }
     let pinning = pin_self(cpus);
     let pinned = pinning.starts_with("servers");
     let fd_limit = reactor::raise_fd_limit().map_err(|e| format!("raise_fd_limit: {e}"))?;
@@ -736,6 +802,9 @@ fn run() -> Res<()> {
 
     let node_version = output_of("node", &["--version"]);
     let mut peers = vec![Peer { name: "reactor", argv: vec![echo.into()] }];
+    if let Ok((bin, _)) = &epoll {
+        peers.push(Peer { name: "epoll (C)", argv: vec![bin.into(), "echo".into()] });
+    }
     if node_version.is_some() {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/echo.js");
         peers.push(Peer { name: "node", argv: vec!["node".into(), script.into()] });
@@ -846,7 +915,8 @@ fn run() -> Res<()> {
             if dirty { format!("{head} + uncommitted changes") } else { head }
         })
         .unwrap_or_else(|| "?".into());
-    let _ = writeln!(out, "\n## echo: reactor vs node\n");
+    let names: Vec<&str> = peers.iter().map(|p| p.name).collect();
+    let _ = writeln!(out, "\n## echo: {}\n", names.join(" vs "));
     let _ = writeln!(out, "- command: `{}`", cfg.command);
     let _ = writeln!(out, "- date: {date}; reactor at {git}");
     let _ = writeln!(out, "- machine: `nproc` {cpus}, {cpu_model}, kernel {}", kernel.trim());
@@ -857,21 +927,30 @@ fn run() -> Res<()> {
         load_average()
     );
     let _ = writeln!(out, "- reactor: {echo_note}");
+    match &epoll {
+        Ok((_, note)) => {
+            let _ = writeln!(out, "- epoll (C): {note}");
+        }
+        Err(e) => {
+            let _ = writeln!(out, "- epoll (C): **{e}; no epoll (C) column**");
+        }
+    }
     match &node_version {
         Some(v) => {
             let _ = writeln!(out, "- node: {v}, `benches/peers/echo.js`");
         }
         None => {
             let _ =
-                writeln!(out, "- node: **`node --version` failed (not on PATH?); reactor only**");
+                writeln!(out, "- node: **`node --version` failed (not on PATH?); no node column**");
         }
     }
     let _ = writeln!(
         out,
-        "- {} rounds (interleaved: reactor, node, per scenario), each run on a fresh server: \
-         {:.2} s warm-up, {:.2} s measured; cells are median (min–max) over rounds; ratio is \
-         of the medians; took {:.0} s",
+        "- {} rounds (interleaved: {}, per scenario), each run on a fresh server: {:.2} s \
+         warm-up, {:.2} s measured; cells are median (min–max) over rounds; ratios are of the \
+         medians; took {:.0} s",
         cfg.rounds,
+        names.join(", "),
         cfg.warmup.as_secs_f64(),
         cfg.window.as_secs_f64(),
         started.elapsed().as_secs_f64()

@@ -1,5 +1,6 @@
-//! End to end: `examples/http.rs` against a tokio server and Node.js's `http` module, under
-//! `wrk`, in one run, with the table for a release note.
+//! End to end: `examples/http.rs` against a hand-written C server on epoll (the physical
+//! limit), a tokio server and Node.js's `http` module, under `wrk`, in one run, with the table
+//! for a release note.
 //!
 //! `cargo bench --bench http_load` (about two and a half minutes), or
 //! `cargo bench --bench http_load -- --quick` (under a minute: 3 rounds of 1 s windows).
@@ -15,7 +16,15 @@
 //!   `HTTP_BIN=/path/to/http` names a binary to use as it is. It runs as `http --idle-timeout
 //!   60000 127.0.0.1:0`: a kept-alive connection may sit idle 60 s instead of the default 5 s,
 //!   so that the first of the 10,000 idle connections below is still open when the last one
-//!   is (Node's peer gets the same 60 s; the tokio peer has no idle timeout).
+//!   is (Node's peer gets the same 60 s; the C and tokio peers have no idle timeout).
+//! - The C peer, "epoll (C)": `benches/peers/epoll_server.c` run as `epoll_server http`, what a
+//!   careful C programmer writes for one core and the figure reactor is judged against: one
+//!   thread, edge-triggered epoll, one 64 KiB read buffer for the loop, every complete request
+//!   head of a read answered with the same fixed response (shaped byte for byte like reactor's,
+//!   `Date` included) in one write, partial heads kept, keep-alive. The bench builds it with
+//!   `cc -O2 -o target/peers/epoll_server benches/peers/epoll_server.c` (again only when the
+//!   source is newer than the binary), unless `EPOLL_SERVER_BIN` names a binary to use as it
+//!   is. Without `cc`, or if the build fails, the table has no epoll (C) column, and says so.
 //! - The tokio peer: `benches/peers/tokio_http/`, a project of its own (its empty
 //!   `[workspace]` keeps tokio out of reactor's dependency tree): one current-thread runtime,
 //!   one task per connection, `httparse`, every complete request in the read buffer answered in
@@ -30,7 +39,7 @@
 //!   on `PATH`. Without it the two `wrk` scenarios are skipped, and the header says so in bold;
 //!   the memory scenario needs no `wrk` and still runs.
 //!
-//! All three servers serve `GET /plaintext` as `Hello, World!` in `text/plain`, with
+//! All four servers serve `GET /plaintext` as `Hello, World!` in `text/plain`, with
 //! keep-alive and pipelining. Each listens on `127.0.0.1:0` and is started fresh for every run,
 //! pinned to CPU 0 with `taskset -c 0`; `wrk` runs as `taskset -c 1 wrk ...`, and this process
 //! pins itself (all its threads) to CPU 1 with `taskset -a -p -c 1` once the builds are done,
@@ -76,12 +85,13 @@
 //! core as disturbed. Where `wrk` is near 100% of its core, requests/s measures `wrk` as much
 //! as the server; the server's CPU per request is then the figure to quote.
 //!
-//! Rounds are interleaved, reactor then tokio then node, for each scenario of each round; the
-//! table gives the median over rounds and the min–max, and the ratio of reactor's median to
-//! each peer's. Every socket operation has a 10 s timeout, every `wrk` run is killed if it
-//! outlives its duration by 15 s, and every server is stopped with SIGTERM (and must exit 0
-//! within 5 s) or, by a drop guard on an error path, killed; so the run is bounded and leaves
-//! no process behind.
+//! Rounds are interleaved, reactor then epoll (C) then tokio then node, for each scenario of
+//! each round; the table gives the median over rounds and the min–max, and the ratio of
+//! reactor's median to each peer's. `reactor ÷ epoll (C)` on the server CPU per request rows is
+//! the figure to quote: how far reactor is from the physical limit. Every socket operation has
+//! a 10 s timeout, every `wrk` run is killed if it outlives its duration by 15 s, and every
+//! server is stopped with SIGTERM (and must exit 0 within 5 s) or, by a drop guard on an error
+//! path, killed; so the run is bounded and leaves no process behind.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -943,12 +953,56 @@ fn tokio_binary() -> Result<(PathBuf, String), String> {
     Ok((bin.clone(), format!("`{}` (built by `{command}`)", bin.display())))
 }
 
+/// The C peer: `EPOLL_SERVER_BIN`, or built now into `target/peers` (or found there, newer
+/// than its source). `Err` is the note for the header, the reason there is no epoll (C) column.
+fn epoll_binary() -> Result<(PathBuf, String), String> {
+    if let Some(bin) = std::env::var_os("EPOLL_SERVER_BIN") {
+        let bin = PathBuf::from(bin);
+        let note = format!("`EPOLL_SERVER_BIN={}` (used as it is)", bin.display());
+        return if bin.is_file() { Ok((bin, note)) } else { Err(format!("{note}: no such file")) };
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/epoll_server.c");
+    let dir = profile_dir()?.parent().ok_or("odd current_exe path")?.join("peers");
+    let bin = dir.join("epoll_server");
+    let command = format!("cc -O2 -o {} benches/peers/epoll_server.c", bin.display());
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let cached = matches!((modified(&src), modified(&bin)), (Some(s), Some(b)) if b >= s);
+    if !cached {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        // Built under another name and renamed, so that a concurrent run never sees half a
+        // binary.
+        let tmp = dir.join(format!("epoll_server.{}.tmp", std::process::id()));
+        eprintln!("http_load: {command}");
+        let status = Command::new("cc").arg("-O2").arg("-o").arg(&tmp).arg(&src).status();
+        match status {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err("no `cc` on PATH (Debian: `apt-get install gcc`)".into());
+            }
+            Err(e) => return Err(format!("running cc: {e}")),
+            Ok(status) if !status.success() => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(format!("`{command}` failed ({status}); see its output above"));
+            }
+            Ok(_) => std::fs::rename(&tmp, &bin).map_err(|e| format!("{}: {e}", bin.display()))?,
+        }
+    }
+    let cc = output_of("cc", &["--version"])
+        .and_then(|v| v.lines().next().map(str::to_owned))
+        .unwrap_or_else(|| "`cc --version` failed".into());
+    let how = if cached { "built earlier by" } else { "built by" };
+    Ok((bin, format!("`epoll_server http`, {how} `{command}` ({cc})")))
+}
+
 fn run() -> Res<()> {
     let Some(cfg) = parse_args()? else { return Ok(()) };
     let started = Instant::now();
     let load_before = load_average();
     let cpus = thread::available_parallelism().map_or(1, |n| n.get());
     let (http, http_note) = http_binary()?;
+    let epoll = epoll_binary();
+    if let Err(e) = &epoll {
+        eprintln!("http_load: no epoll (C) column: {e}");
+    }
     let tokio = tokio_binary();
     if let Err(e) = &tokio {
         eprintln!("http_load: no tokio column: {e}");
@@ -973,6 +1027,9 @@ fn run() -> Res<()> {
     let node_version = output_of("node", &["--version"]);
     let reactor_argv = vec![http.into(), "--idle-timeout".into(), IDLE_TIMEOUT_MS.into()];
     let mut peers = vec![Peer { name: "reactor", argv: reactor_argv }];
+    if let Ok((bin, _)) = &epoll {
+        peers.push(Peer { name: "epoll (C)", argv: vec![bin.into(), "http".into()] });
+    }
     if let Ok((bin, _)) = &tokio {
         peers.push(Peer { name: "tokio", argv: vec![bin.into()] });
     }
@@ -1105,6 +1162,14 @@ fn run() -> Res<()> {
         load_average()
     );
     let _ = writeln!(out, "- reactor: {http_note}");
+    match &epoll {
+        Ok((_, note)) => {
+            let _ = writeln!(out, "- epoll (C): {note}");
+        }
+        Err(e) => {
+            let _ = writeln!(out, "- epoll (C): **{e}; no epoll (C) column**");
+        }
+    }
     match &tokio {
         Ok((_, note)) => {
             let _ = writeln!(out, "- tokio: {note}");
