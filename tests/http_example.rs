@@ -468,7 +468,7 @@ fn clients_that_vanish_mid_request_do_not_disturb_the_server() {
 
 /// Makes the close of `stream` send a reset: waits (bounded by the read timeout) until a
 /// response has arrived and leaves it unread. A socket closed with unread input is reset by the
-/// kernel (RFC 2525 §2.17), which needs no `unsafe` `SO_LINGER`.
+/// kernel (RFC 2525 §2.17), which needs no `SO_LINGER` call through libc.
 fn reset_on_close(stream: &TcpStream) {
     let mut byte = [0u8; 1];
     let peeked = stream.peek(&mut byte).expect("a response to leave unread before the reset");

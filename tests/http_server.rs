@@ -1590,7 +1590,7 @@ impl Client {
 
 /// Closes `socket` with a reset instead of a FIN: waits (bounded by the read timeout) until a
 /// response has arrived and drops the socket with it unread, which makes the kernel send a
-/// reset (RFC 2525 §2.17) without an `unsafe` `SO_LINGER`.
+/// reset (RFC 2525 §2.17) without a `SO_LINGER` call through libc.
 fn reset(socket: TcpStream) {
     let mut byte = [0u8; 1];
     let peeked = socket.peek(&mut byte).expect("a response to leave unread before the reset");
