@@ -41,6 +41,15 @@ enum Phase {
     Done,
 }
 
+/// Whether a connection may read another request, as its line of responses says.
+enum Line {
+    Open,
+    /// [`MAX_PIPELINE`] requests in flight, or reading paused for backpressure.
+    Full,
+    /// Its last response is out: no more requests.
+    Closing,
+}
+
 /// A request whose body is being read.
 struct InBody {
     decoder: BodyDecoder,
@@ -92,18 +101,18 @@ impl HttpConn {
         }
         let mut pos = 0;
         loop {
-            if conn.core().is_closing(self.stream) || self.closing() {
+            if conn.core().is_closing(self.stream) {
                 break;
             }
-            let (used, more) = match self.phase {
-                Phase::Done => break,
-                Phase::Head if pos == buf.len() => break,
-                Phase::Head if self.pipeline_full() => {
+            let (used, more) = match (&self.phase, self.line()) {
+                (_, Line::Closing) | (Phase::Done, _) => break,
+                (Phase::Head, _) if pos == buf.len() => break,
+                (Phase::Head, Line::Full) => {
                     self.block(conn);
                     break;
                 }
-                Phase::Head => self.read_head(conn, &buf[pos..]),
-                Phase::Body(_) => self.read_body(conn, &buf[pos..]),
+                (Phase::Head, Line::Open) => self.read_head(conn, &buf[pos..]),
+                (Phase::Body(_), _) => self.read_body(conn, &buf[pos..]),
             };
             pos += used;
             if !more {
@@ -296,16 +305,14 @@ impl HttpConn {
         });
     }
 
-    fn closing(&self) -> bool {
+    /// What the line of responses owed allows: one lookup per request.
+    fn line(&self) -> Line {
         let mut state = self.shared.state.borrow_mut();
-        state.entry(self.key, self.stream).is_ok_and(|entry| entry.closing)
-    }
-
-    fn pipeline_full(&self) -> bool {
-        let mut state = self.shared.state.borrow_mut();
-        state
-            .entry(self.key, self.stream)
-            .is_ok_and(|entry| entry.blocked || entry.in_flight() >= MAX_PIPELINE)
+        match state.entry(self.key, self.stream) {
+            Ok(entry) if entry.closing => Line::Closing,
+            Ok(entry) if entry.blocked || entry.in_flight() >= MAX_PIPELINE => Line::Full,
+            _ => Line::Open,
+        }
     }
 
     /// Stops reading until the line drains (see `unblock`).
