@@ -153,7 +153,7 @@ pub(crate) struct State {
     lists: [List; 4],
     durations: [Duration; 4],
     /// The server's one timeout timer, and the deadline it is armed for.
-    pub(crate) timer: Option<Timer>,
+    timer: Timer,
     armed: Option<Instant>,
     /// The connection whose output is being batched (its read is being processed), and the
     /// batch.
@@ -165,16 +165,19 @@ pub(crate) struct State {
     pub(crate) shutting_down: bool,
     pub(crate) listeners: Vec<Listener>,
     /// Wakes a connection whose response was dropped where no `Core` was at hand.
-    pub(crate) remote: Option<Remote>,
+    pub(crate) remote: Remote,
 }
 
 impl State {
-    pub(crate) fn new(header: Duration, body: Duration, idle: Duration) -> Self {
+    /// `timer` fires [`State::expire`]; `remote` must not keep the loop alive (nor `timer`):
+    /// the connections do that.
+    pub(crate) fn new(timeouts: [Duration; 3], timer: Timer, remote: Remote) -> Self {
+        let [header, body, idle] = timeouts;
         State {
             conns: Slab::new(),
             lists: [List { first: NIL, last: NIL }; 4],
             durations: [header, body, idle, LINGER_TIMEOUT],
-            timer: None,
+            timer,
             armed: None,
             batching: None,
             batch: Vec::new(),
@@ -182,7 +185,7 @@ impl State {
             date: DateCache::new(),
             shutting_down: false,
             listeners: Vec::new(),
-            remote: None,
+            remote,
         }
     }
 
@@ -394,11 +397,9 @@ impl State {
     }
 
     fn arm(&mut self, core: &mut Core, deadline: Instant, now: Instant) {
-        if let Some(timer) = self.timer {
-            let _ =
-                core.timer_start(timer, deadline.saturating_duration_since(now), Duration::ZERO);
-            self.armed = Some(deadline);
-        }
+        let _ =
+            core.timer_start(self.timer, deadline.saturating_duration_since(now), Duration::ZERO);
+        self.armed = Some(deadline);
     }
 
     /// The timer fired: mark and wake every connection whose deadline has passed, then arm

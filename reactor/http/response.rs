@@ -262,11 +262,9 @@ impl Drop for Response {
         entry.abandon(self.seq, started);
         // The connection's handler answers for it in `on_wake`; a `Core` is not at hand here.
         let stream = self.stream;
-        if let Some(remote) = &state.remote {
-            let _ = remote.post(move |core| {
-                let _ = core.wake(stream);
-            });
-        }
+        let _ = state.remote.post(move |core| {
+            let _ = core.wake(stream);
+        });
     }
 }
 

@@ -160,27 +160,25 @@ pub struct Server {
 impl Server {
     /// A server calling `handler` for each request. It serves once it [listens](Server::listen).
     pub fn new(core: &mut Core, config: ServerConfig, handler: impl Handler) -> Server {
-        let state = State::new(config.header_timeout, config.body_timeout, config.idle_timeout);
-        let shared = Rc::new(Shared {
-            config,
-            handler: RefCell::new(Box::new(handler)),
-            state: RefCell::new(state),
-        });
-        // The timer and the remote must not keep the loop alive: connections do that.
-        let weak: Weak<Shared> = Rc::downgrade(&shared);
-        let timer = core.timer(move |core, _| {
-            if let Some(shared) = weak.upgrade() {
-                shared.state.borrow_mut().expire(core);
+        let timeouts = [config.header_timeout, config.body_timeout, config.idle_timeout];
+        // The timer holds the server weakly; neither it nor the remote keeps the loop alive:
+        // connections do that.
+        let shared = Rc::new_cyclic(|weak: &Weak<Shared>| {
+            let weak = weak.clone();
+            let timer = core.timer(move |core, _| {
+                if let Some(shared) = weak.upgrade() {
+                    shared.state.borrow_mut().expire(core);
+                }
+            });
+            let _ = core.unref(timer);
+            let mut remote = core.remote();
+            remote.unref();
+            Shared {
+                config,
+                handler: RefCell::new(Box::new(handler)),
+                state: RefCell::new(State::new(timeouts, timer, remote)),
             }
         });
-        let _ = core.unref(timer);
-        let mut remote = core.remote();
-        remote.unref();
-        {
-            let mut state = shared.state.borrow_mut();
-            state.timer = Some(timer);
-            state.remote = Some(remote);
-        }
         Server { shared }
     }
 
