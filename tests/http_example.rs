@@ -38,24 +38,23 @@
 //! must be built first: a plain `cargo test` does, `cargo test --test http_example` does not
 //! (then run `cargo build --example http` before it).
 
+mod util;
+
 use std::collections::BTreeSet;
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reactor::signal::{SIGINT, SIGTERM, kill};
-
-/// How long one socket read or write may block before the test calls it a hang.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long a child may take to print its `listening on` line, or to exit when told to.
-const START_LIMIT: Duration = Duration::from_secs(10);
-const EXIT_LIMIT: Duration = Duration::from_secs(10);
+use util::child::{
+    EXIT_LIMIT, IO_TIMEOUT, Process, Server, Watchdog, assert_same, example_binary, poll_until,
+    random_bytes, run_captured, set_timeouts,
+};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -2176,34 +2175,6 @@ fn read_once(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-fn set_timeouts(stream: &TcpStream) {
-    stream.set_read_timeout(Some(IO_TIMEOUT)).expect("set a read timeout");
-    stream.set_write_timeout(Some(IO_TIMEOUT)).expect("set a write timeout");
-}
-
-/// `len` pseudo-random bytes (xorshift64*), the same for the same seed.
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut bytes = Vec::with_capacity(len + 8);
-    while bytes.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        bytes.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    bytes.truncate(len);
-    bytes
-}
-
-/// `assert_eq!` for large byte strings: reports lengths and the first difference, not the data.
-#[track_caller]
-fn assert_same(got: &[u8], want: &[u8], what: &str) {
-    if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
-        panic!("{what}: first wrong byte at offset {i} of {}", want.len());
-    }
-    assert_eq!(got.len(), want.len(), "{what}: length");
-}
-
 // ---------------------------------------------------------------------------------------------
 // Helpers: external clients.
 
@@ -2294,125 +2265,16 @@ impl Drop for TempFile {
 /// stdout and stderr.
 fn run_to_exit(args: &[&str]) -> (ExitStatus, String, String) {
     let mut cmd = Command::new(http_binary());
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut process = Process::spawn(cmd);
+    cmd.args(args);
     let limit = Duration::from_secs(3);
-    let status = process.wait_timeout(limit).unwrap_or_else(|| {
+    run_captured(cmd, limit).unwrap_or_else(|| {
         panic!("http {args:?} still runs after {limit:?}; it should have refused the arguments")
-    });
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    process.child.stdout.take().unwrap().read_to_string(&mut stdout).expect("read stdout");
-    process.child.stderr.take().unwrap().read_to_string(&mut stderr).expect("read stderr");
-    (status, stdout, stderr)
+    })
 }
 
-/// The example binary: `target/<profile>/examples/http`, next to this test binary's
-/// `target/<profile>/deps/` directory. A plain `cargo test` builds it, but
-/// `cargo test --test http_example` alone does not (it builds only the selected target), so
-/// the binary must exist and be newer than the sources it is built from: never a silent skip,
-/// and never a stale binary.
+/// The http example binary, checked to be built and up to date (see [`example_binary`]).
 fn http_binary() -> PathBuf {
-    static CHECKED: OnceLock<PathBuf> = OnceLock::new();
-    CHECKED
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("locate the test binary");
-            let profile_dir = exe
-                .parent()
-                .and_then(|deps| deps.parent())
-                .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
-            let http = profile_dir.join("examples").join("http");
-            let build = "build it first with `cargo build --example http` (same profile) or a \
-                         plain `cargo test`; `cargo test --test http_example` alone does not \
-                         build examples";
-            let built = std::fs::metadata(&http).and_then(|meta| meta.modified());
-            let built = built.unwrap_or_else(|err| {
-                panic!("no http example at {}: {err}; {build}", http.display())
-            });
-            // Cargo's dependency file for the binary lists every source it was built from
-            // (paths with spaces would be escaped; these have none).
-            let dep_info = http.with_extension("d");
-            let deps = std::fs::read_to_string(&dep_info)
-                .unwrap_or_else(|err| panic!("read {}: {err}; {build}", dep_info.display()));
-            let sources = deps.lines().flat_map(|line| line.split_whitespace().skip(1));
-            for source in sources.map(Path::new) {
-                let changed = std::fs::metadata(source).and_then(|meta| meta.modified());
-                // A source that is gone was removed from the build: the binary is stale too.
-                let changed = changed.unwrap_or_else(|err| {
-                    panic!("{} is built from {}: {err}; {build}", http.display(), source.display())
-                });
-                assert!(
-                    changed <= built,
-                    "{} is older than {}: {build}",
-                    http.display(),
-                    source.display()
-                );
-            }
-            http
-        })
-        .clone()
-}
-
-/// The pids of the children alive right now, for the watchdog to kill before it aborts.
-static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-fn live() -> std::sync::MutexGuard<'static, Vec<u32>> {
-    // A test that panicked while holding the lock leaves the list itself consistent.
-    LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A child process that is killed and reaped when dropped. Its pid stays registered in
-/// [`LIVE`] until it is reaped, so the watchdog never signals a recycled pid.
-struct Process {
-    child: Child,
-}
-
-impl Process {
-    fn spawn(mut cmd: Command) -> Process {
-        Process::try_spawn(&mut cmd).unwrap_or_else(|err| panic!("start {cmd:?}: {err}"))
-    }
-
-    fn try_spawn(cmd: &mut Command) -> io::Result<Process> {
-        let mut live = live();
-        let child = cmd.spawn()?;
-        live.push(child.id());
-        Ok(Process { child })
-    }
-
-    /// The exit status, if the child has exited (and is now reaped).
-    fn try_wait(&mut self) -> Option<ExitStatus> {
-        let mut live = live();
-        let status = self.child.try_wait().expect("poll the child");
-        if status.is_some() {
-            live.retain(|&pid| pid != self.child.id());
-        }
-        status
-    }
-
-    /// Waits at most `limit` for the child to exit.
-    fn wait_timeout(&mut self, limit: Duration) -> Option<ExitStatus> {
-        poll_until(limit, || self.try_wait())
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let pid = self.child.id();
-        {
-            let mut live = live();
-            if live.contains(&pid) {
-                let _ = self.child.kill();
-                live.retain(|&p| p != pid);
-            }
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// A running http server and the address it announced.
-struct Server {
-    process: Process,
-    addr: SocketAddr,
+    example_binary("http")
 }
 
 impl Server {
@@ -2426,76 +2288,6 @@ impl Server {
     fn with_args(args: &[&str]) -> Server {
         let mut cmd = Command::new(http_binary());
         cmd.arg("127.0.0.1:0").args(args);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut process = Process::spawn(cmd);
-        let stdout = process.child.stdout.take().expect("the child's stdout");
-        let (line_tx, line_rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut stdout = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = line_tx.send(stdout.read_line(&mut line).map(|_| line));
-            // Keep draining, so that the child can never block on a full pipe.
-            let _ = io::copy(&mut stdout, &mut io::sink());
-        });
-        let line = match line_rx.recv_timeout(START_LIMIT) {
-            Ok(Ok(line)) => line,
-            Ok(Err(err)) => panic!("read the server's stdout: {err}"),
-            Err(_) => panic!("the server printed nothing within {START_LIMIT:?}"),
-        };
-        let Some(addr) = line.trim_end().strip_prefix("listening on ") else {
-            let status = process.wait_timeout(Duration::from_secs(1));
-            panic!("the server's first line is {line:?}, not `listening on IP:PORT` ({status:?})")
-        };
-        let addr = addr.parse().unwrap_or_else(|err| panic!("announced address {addr:?}: {err}"));
-        Server { process, addr }
-    }
-
-    fn pid(&self) -> u32 {
-        self.process.child.id()
-    }
-
-    /// Resident memory in KiB (`VmRSS` of `/proc/<pid>/status`).
-    fn rss_kib(&self) -> u64 {
-        let path = format!("/proc/{}/status", self.pid());
-        let status =
-            std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("read {path}: {err}"));
-        let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("a VmRSS line");
-        line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in kB")
-    }
-}
-
-/// Aborts the test binary, after killing every child, if still armed after `limit`: a hang
-/// fails the run instead of blocking it, and leaves no server behind. Disarmed when dropped.
-struct Watchdog {
-    _disarm: mpsc::Sender<()>,
-}
-
-impl Watchdog {
-    fn arm(name: &'static str, limit: Duration) -> Watchdog {
-        let (disarm, disarmed) = mpsc::channel::<()>();
-        thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = disarmed.recv_timeout(limit) {
-                eprintln!("watchdog: the {name} test is still running after {limit:?}; aborting");
-                for &pid in live().iter() {
-                    let _ = kill(pid, libc::SIGKILL);
-                }
-                std::process::abort();
-            }
-        });
-        Watchdog { _disarm: disarm }
-    }
-}
-
-/// Calls `f` until it returns `Some`, for at most `limit` (a bounded polling loop).
-fn poll_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = f() {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(10));
+        Server::spawn(cmd)
     }
 }

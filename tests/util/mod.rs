@@ -1,6 +1,8 @@
 //! Small helpers shared by the integration tests (like mio's `tests/util`).
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod child;
+
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
