@@ -65,18 +65,22 @@
 //! a 10 s timeout and every server is stopped with SIGTERM (and must exit 0 within 5 s) or, by
 //! a drop guard on an error path, killed; so the run is bounded and leaves no process behind.
 
-use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+#[path = "support/load.rs"]
+mod load;
+
+use load::{
+    Peer, Res, Row, Server, connect, cpu_ticks, io_err, machine_busy_ticks, num, record, table,
+};
 
 /// Size of one ping-pong message.
 const MSG: usize = 64;
@@ -89,11 +93,6 @@ const IDLE: usize = 10_000;
 /// Connections opened (and served) at a time while filling the server with idle ones; well
 /// under the servers' listen backlog of 1024.
 const IDLE_BATCH: usize = 100;
-/// Bound on every blocking read, write and connect.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bound on a server's start (`listening on` printed) and on its exit after SIGTERM.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
-const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Period of the streaming pattern: a prime, so that chunk and read boundaries keep shifting.
 const PERIOD: usize = 251;
 /// A measured window during which everything else on the machine (other processes and
@@ -102,16 +101,8 @@ const DISTURBED: f64 = 25.0;
 /// Read buffer of the streaming reader.
 const READ_BUF: usize = 64 * 1024;
 
-type Res<T> = Result<T, String>;
-
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("echo_load: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    load::exit_code("echo_load", run())
 }
 
 struct Config {
@@ -124,253 +115,27 @@ struct Config {
 
 /// `Some(config)` to run, `None` to do nothing (test mode, or a filter that is not ours).
 fn parse_args() -> Res<Option<Config>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut bench_mode = false;
-    let mut quick = false;
-    let mut rounds = None;
-    let mut secs = None;
-    let mut filters = Vec::new();
-    let mut shown = Vec::new();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--bench" => bench_mode = true,
-            "--quick" => {
-                quick = true;
-                shown.push(arg.clone());
-            }
-            "--rounds" | "--secs" => {
-                let value = it.next().ok_or_else(|| format!("{arg} needs a value"))?;
-                shown.extend([arg.clone(), value.clone()]);
-                if arg == "--rounds" {
-                    let n: usize = value.parse().map_err(|_| format!("bad --rounds {value:?}"))?;
-                    if n < 3 {
-                        return Err("--rounds must be at least 3".into());
-                    }
-                    rounds = Some(n);
-                } else {
-                    let s: f64 = value.parse().map_err(|_| format!("bad --secs {value:?}"))?;
-                    if !(0.1..=30.0).contains(&s) {
-                        return Err("--secs must be between 0.1 and 30".into());
-                    }
-                    secs = Some(s);
-                }
-            }
-            "-h" | "--help" => {
-                println!(
-                    "usage: cargo bench --bench echo_load [-- --quick] [-- --rounds N --secs S]"
-                );
-                return Ok(None);
-            }
-            flag if flag.starts_with('-') => eprintln!("echo_load: ignoring option {flag}"),
-            filter => filters.push(filter.to_owned()),
+    let parse_secs = |value: &str| {
+        let s: f64 = value.parse().map_err(|_| format!("bad --secs {value:?}"))?;
+        if !(0.1..=30.0).contains(&s) {
+            return Err("--secs must be between 0.1 and 30".into());
         }
-    }
-    if !bench_mode {
-        println!("echo_load: nothing to do outside `cargo bench --bench echo_load`");
-        return Ok(None);
-    }
-    if !filters.is_empty() && !filters.iter().any(|f| "echo_load".contains(f.as_str())) {
-        return Ok(None);
-    }
-    let mut command = "cargo bench --bench echo_load".to_owned();
-    if !shown.is_empty() {
-        command.push_str(" -- ");
-        command.push_str(&shown.join(" "));
-    }
-    let (default_rounds, warmup, default_secs) = if quick { (3, 0.25, 1.0) } else { (5, 0.5, 3.0) };
-    Ok(Some(Config {
-        rounds: rounds.unwrap_or(default_rounds),
-        warmup: Duration::from_secs_f64(warmup),
-        window: Duration::from_secs_f64(secs.unwrap_or(default_secs)),
-        command,
-    }))
-}
-
-// ---------------------------------------------------------------------------------------------
-// The machine
-// ---------------------------------------------------------------------------------------------
-
-/// Output of a command, trimmed, or `None` if it could not run or failed.
-fn output_of(program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program).args(args).stderr(Stdio::null()).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-fn read_proc(path: &str) -> Res<String> {
-    std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
-}
-
-fn load_average() -> String {
-    read_proc("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-/// utime + stime of a process, all threads, in clock ticks.
-fn cpu_ticks(pid: &str) -> Res<u64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = read_proc(&path)?;
-    // Fields after the command name, which is in parentheses and may hold spaces; utime and
-    // stime are fields 14 and 15 of the line, so 12th and 13th after the `)`.
-    let rest = stat.rsplit_once(')').ok_or_else(|| format!("{path}: no ')'"))?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| -> Res<u64> {
-        fields.get(i).and_then(|f| f.parse().ok()).ok_or_else(|| format!("{path}: field {i}"))
+        Ok(s)
     };
-    Ok(field(11)? + field(12)?)
-}
-
-/// Busy time of all CPUs together (user, nice, system, irq, softirq, steal), in clock ticks.
-fn machine_busy_ticks() -> Res<u64> {
-    let stat = read_proc("/proc/stat")?;
-    let line = stat.lines().find(|l| l.starts_with("cpu ")).ok_or("/proc/stat: no cpu line")?;
-    let fields: Vec<u64> =
-        line.split_whitespace().skip(1).map(|f| f.parse().unwrap_or(0)).collect();
-    Ok([0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum())
-}
-
-/// A line `Key:   value ...` of `/proc/PID/status`, the value's first word.
-fn status_field(pid: &str, key: &str) -> Res<String> {
-    let path = format!("/proc/{pid}/status");
-    read_proc(&path)?
-        .lines()
-        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':').map(str::trim))
-        .and_then(|v| v.split_whitespace().next())
-        .map(str::to_owned)
-        .ok_or_else(|| format!("{path}: no {key}"))
-}
-
-/// Pins this process, all its threads, to CPU 1. Returns how it went, for the header.
-fn pin_self(cpus: usize) -> String {
-    if cpus < 2 {
-        return format!("not pinned ({cpus} CPU)");
-    }
-    let pid = std::process::id().to_string();
-    let pinned = Command::new("taskset")
-        .args(["-a", "-p", "-c", "1", &pid])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    match status_field("self", "Cpus_allowed_list") {
-        Ok(list) if pinned && list == "1" => {
-            "servers on CPU 0 (`taskset -c 0`), load generator on CPU 1".into()
-        }
-        _ => "not pinned (`taskset` missing or refused)".into(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The servers
-// ---------------------------------------------------------------------------------------------
-
-struct Peer {
-    name: &'static str,
-    /// Program and arguments before the address.
-    argv: Vec<OsString>,
-}
-
-/// A running server. Dropping it stops it (SIGTERM, then SIGKILL) and reaps it.
-struct Server {
-    child: Option<Child>,
-    pid: String,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(peer: &Peer, pinned: bool) -> Res<Server> {
-        let mut cmd = if pinned {
-            let mut cmd = Command::new("taskset");
-            cmd.args(["-c", "0"]).args(&peer.argv);
-            cmd
-        } else {
-            let mut cmd = Command::new(&peer.argv[0]);
-            cmd.args(&peer.argv[1..]);
-            cmd
-        };
-        cmd.arg("127.0.0.1:0").stdin(Stdio::null()).stdout(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| format!("{}: cannot start: {e}", peer.name))?;
-        // `taskset` execs the server, so the child's pid is the server's.
-        let pid = child.id().to_string();
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut server = Server { child: Some(child), pid, addr: ([127, 0, 0, 1], 0).into() };
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = tx.send(reader.read_line(&mut line).map(|_| line));
-            // Keep the pipe drained until the server exits.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => return Err(format!("{}: reading its stdout: {e}", peer.name)),
-            Err(_) => return Err(format!("{}: no `listening on` within 10 s", peer.name)),
-        };
-        server.addr =
-            line.trim().strip_prefix("listening on ").and_then(|a| a.parse().ok()).ok_or_else(
-                || format!("{}: expected `listening on IP:PORT`, got {line:?}", peer.name),
-            )?;
-        Ok(server)
-    }
-
-    fn cpu_ticks(&self) -> Res<u64> {
-        cpu_ticks(&self.pid)
-    }
-
-    fn rss_kib(&self) -> Res<u64> {
-        let v = status_field(&self.pid, "VmRSS")?;
-        v.parse().map_err(|_| format!("VmRSS {v:?}"))
-    }
-
-    /// SIGTERM, then waits; the server must exit with status 0 within 5 s.
-    fn stop(mut self) -> Res<()> {
-        let mut child = self.child.take().expect("not stopped yet");
-        let status = terminate(&mut child, &self.pid)?;
-        if status.success() { Ok(()) } else { Err(format!("exited with {status} on SIGTERM")) }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = terminate(&mut child, &self.pid);
-        }
-    }
-}
-
-/// Sends SIGTERM and waits up to [`STOP_TIMEOUT`]; past that, SIGKILL. Always reaps.
-fn terminate(child: &mut Child, pid: &str) -> Res<ExitStatus> {
-    let _ = pid.parse().map(|pid| reactor::signal::kill(pid, reactor::signal::SIGTERM));
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok(status),
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("still running 5 s after SIGTERM; killed".into());
-            }
-        }
-    }
+    let Some(args) = load::parse_args("echo_load", parse_secs)? else { return Ok(None) };
+    let (default_rounds, warmup, default_secs) =
+        if args.quick { (3, 0.25, 1.0) } else { (5, 0.5, 3.0) };
+    Ok(Some(Config {
+        rounds: args.rounds.unwrap_or(default_rounds),
+        warmup: Duration::from_secs_f64(warmup),
+        window: Duration::from_secs_f64(args.secs.unwrap_or(default_secs)),
+        command: args.command,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
 // The load
 // ---------------------------------------------------------------------------------------------
-
-fn connect(addr: SocketAddr) -> Res<TcpStream> {
-    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    s.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
-    s.set_read_timeout(Some(IO_TIMEOUT)).map_err(|e| format!("timeout: {e}"))?;
-    s.set_write_timeout(Some(IO_TIMEOUT)).map_err(|e| format!("timeout: {e}"))?;
-    Ok(s)
-}
-
-fn io_err(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
-    move |e| format!("{what}: {e}")
-}
 
 /// Message `seq` of connection `conn`: both numbers, then bytes that depend on both.
 fn fill(buf: &mut [u8; MSG], conn: usize, seq: u64) {
@@ -594,7 +359,7 @@ enum Metric {
     StreamOther,
 }
 
-impl Metric {
+impl Row for Metric {
     fn label(self) -> &'static str {
         match self {
             Metric::Pp1Rate => "ping-pong 64 B, 1 conn: round trips/s (higher is better)",
@@ -626,181 +391,28 @@ impl Metric {
 }
 
 /// Values per metric, per peer (index into the peers), in round order.
-type Samples = BTreeMap<Metric, Vec<Vec<f64>>>;
-
-fn record(samples: &mut Samples, peers: usize, peer: usize, metric: Metric, value: f64) {
-    samples.entry(metric).or_insert_with(|| vec![Vec::new(); peers])[peer].push(value);
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
-}
-
-/// Three significant digits or more, with thousands separators.
-fn num(v: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let decimals = match v.abs() {
-        x if x >= 100.0 => 0,
-        x if x >= 10.0 => 1,
-        x if x >= 1.0 => 2,
-        _ => 3,
-    };
-    let s = format!("{v:.decimals$}");
-    let (int, frac) = s.split_once('.').map_or((s.as_str(), None), |(i, f)| (i, Some(f)));
-    let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    match frac {
-        Some(f) => format!("{sign}{grouped}.{f}"),
-        None => format!("{sign}{grouped}"),
-    }
-}
-
-fn cell(values: &[f64]) -> String {
-    if values.is_empty() {
-        return "n/a".into();
-    }
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!("{} ({}–{})", num(median(values)), num(min), num(max))
-}
-
-/// The table of the first (`util` false) or second kind. The first has, for each peer after
-/// reactor (the first), a column with the ratio of reactor's median to that peer's.
-fn table(out: &mut String, samples: &Samples, peers: &[Peer], util: bool) {
-    let names: Vec<&str> = peers.iter().map(|p| p.name).collect();
-    // A ratio of CPU shares says nothing by itself; the first table's rows have one.
-    let ratios: Vec<&str> = if util { Vec::new() } else { names[1..].to_vec() };
-    let _ = write!(out, "| scenario | {} |", names.join(" | "));
-    for other in &ratios {
-        let _ = write!(out, " reactor ÷ {other} |");
-    }
-    out.push('\n');
-    out.push_str(&"|---".repeat(1 + names.len() + ratios.len()));
-    out.push_str("|\n");
-    for (metric, per_peer) in samples.iter().filter(|(m, _)| m.is_util() == util) {
-        let _ = write!(out, "| {} |", metric.label());
-        for values in per_peer {
-            let _ = write!(out, " {} |", cell(values));
-        }
-        for values in per_peer.iter().skip(1).take(ratios.len()) {
-            let (a, b) = (median(&per_peer[0]), median(values));
-            let both = !per_peer[0].is_empty() && !values.is_empty() && b != 0.0;
-            let ratio = if both { format!("{:.2}", a / b) } else { "—".into() };
-            let _ = write!(out, " {ratio} |");
-        }
-        out.push('\n');
-    }
-}
+type Samples = load::Samples<Metric>;
 
 // ---------------------------------------------------------------------------------------------
 // The run
 // ---------------------------------------------------------------------------------------------
 
-/// `target/<profile>` of this bench's binary (`target/<profile>/deps/echo_load-<hash>`).
-fn profile_dir() -> Res<PathBuf> {
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    exe.parent().and_then(Path::parent).map(Path::to_path_buf).ok_or("odd current_exe path".into())
-}
-
-/// The reactor echo binary: `ECHO_BIN`, or built now next to this bench.
-fn echo_binary() -> Res<(PathBuf, String)> {
-    if let Some(bin) = std::env::var_os("ECHO_BIN") {
-        let bin = PathBuf::from(bin);
-        let note = format!("`ECHO_BIN={}` (used as it is)", bin.display());
-        return if bin.is_file() { Ok((bin, note)) } else { Err(format!("{note}: no such file")) };
-    }
-    // target/<profile>/deps/echo_load-<hash> -> target/<profile>/examples/echo
-    let bin = profile_dir()?.join("examples").join("echo");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("echo_load: cargo build --release --example echo");
-    let status = Command::new(&cargo)
-        .args(["build", "--release", "--example", "echo"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build --release --example echo: {status}"));
-    }
-    if !bin.is_file() {
-        return Err(format!(
-            "built, but {} is missing; set ECHO_BIN to the echo binary",
-            bin.display()
-        ));
-    }
-    let note = format!("`{}` (built by `cargo build --release --example echo`)", bin.display());
-    Ok((bin, note))
-}
-
-/// The C peer: `EPOLL_SERVER_BIN`, or built now into `target/peers` (or found there, newer
-/// than its source). `Err` is the note for the header, the reason there is no epoll (C) column.
-fn epoll_binary() -> Result<(PathBuf, String), String> {
-    if let Some(bin) = std::env::var_os("EPOLL_SERVER_BIN") {
-        let bin = PathBuf::from(bin);
-        let note = format!("`EPOLL_SERVER_BIN={}` (used as it is)", bin.display());
-        return if bin.is_file() { Ok((bin, note)) } else { Err(format!("{note}: no such file")) };
-    }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/epoll_server.c");
-    let dir = profile_dir()?.parent().ok_or("odd current_exe path")?.join("peers");
-    let bin = dir.join("epoll_server");
-    let command = format!("cc -O2 -o {} benches/peers/epoll_server.c", bin.display());
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let cached = matches!((modified(&src), modified(&bin)), (Some(s), Some(b)) if b >= s);
-    if !cached {
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        // Built under another name and renamed, so that a concurrent run never sees half a
-        // binary.
-        let tmp = dir.join(format!("epoll_server.{}.tmp", std::process::id()));
-        eprintln!("echo_load: {command}");
-        let status = Command::new("cc").arg("-O2").arg("-o").arg(&tmp).arg(&src).status();
-        match status {
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err("no `cc` on PATH (Debian: `apt-get install gcc`)".into());
-            }
-            Err(e) => return Err(format!("running cc: {e}")),
-            Ok(status) if !status.success() => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(format!("`{command}` failed ({status}); see its output above"));
-            }
-            Ok(_) => std::fs::rename(&tmp, &bin).map_err(|e| format!("{}: {e}", bin.display()))?,
-        }
-    }
-    let cc = output_of("cc", &["--version"])
-        .and_then(|v| v.lines().next().map(str::to_owned))
-        .unwrap_or_else(|| "`cc --version` failed".into());
-    let how = if cached { "built earlier by" } else { "built by" };
-    Ok((bin, format!("`epoll_server echo`, {how} `{command}` ({cc})")))
-}
-
 fn run() -> Res<()> {
     let Some(cfg) = parse_args()? else { return Ok(()) };
     let started = Instant::now();
-    let load_before = load_average();
+    let load_before = load::load_average();
     let cpus = thread::available_parallelism().map_or(1, |n| n.get());
-    let (echo, echo_note) = echo_binary()?;
-    let epoll = epoll_binary();
+    let (echo, echo_note) = load::example_binary("echo_load", "ECHO_BIN", "echo")?;
+    let epoll = load::epoll_binary("echo_load", "echo");
     if let Err(e) = &epoll {
         eprintln!("echo_load: no epoll (C) column: {e}");
     }
-    let pinning = pin_self(cpus);
-    let pinned = pinning.starts_with("servers");
-    let fd_limit = reactor::raise_fd_limit().map_err(|e| format!("raise_fd_limit: {e}"))?;
-    if fd_limit < (IDLE + 100) as u64 {
-        return Err(format!("the fd limit is {fd_limit}; {IDLE} idle connections need more"));
-    }
-    let tck: f64 = output_of("getconf", &["CLK_TCK"]).and_then(|s| s.parse().ok()).unwrap_or(100.0);
+    let (pinned, pinning) =
+        load::pin_self(cpus, "servers on CPU 0 (`taskset -c 0`), load generator on CPU 1");
+    load::raise_fd_limit(IDLE)?;
+    let tck = load::clk_tck();
 
-    let node_version = output_of("node", &["--version"]);
+    let node_version = load::output_of("node", &["--version"]);
     let mut peers = vec![Peer { name: "reactor", argv: vec![echo.into()] }];
     if let Ok((bin, _)) = &epoll {
         peers.push(Peer { name: "epoll (C)", argv: vec![bin.into(), "echo".into()] });
@@ -897,53 +509,15 @@ fn run() -> Res<()> {
     }
 
     let mut out = String::new();
-    let date = output_of("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_else(|| "?".into());
-    let kernel = read_proc("/proc/sys/kernel/osrelease").unwrap_or_else(|_| "?".into());
-    let cpu_model = read_proc("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("model name")?.split_once(':').map(|x| x.1.trim().to_owned())
-            })
-        })
-        .unwrap_or_else(|| "?".into());
-    let git = output_of("git", &["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"])
-        .map(|head| {
-            let dirty =
-                output_of("git", &["-C", env!("CARGO_MANIFEST_DIR"), "status", "--porcelain"])
-                    .is_some_and(|s| !s.is_empty());
-            if dirty { format!("{head} + uncommitted changes") } else { head }
-        })
-        .unwrap_or_else(|| "?".into());
     let names: Vec<&str> = peers.iter().map(|p| p.name).collect();
     let _ = writeln!(out, "\n## echo: {}\n", names.join(" vs "));
-    let _ = writeln!(out, "- command: `{}`", cfg.command);
-    let _ = writeln!(out, "- date: {date}; reactor at {git}");
-    let _ = writeln!(out, "- machine: `nproc` {cpus}, {cpu_model}, kernel {}", kernel.trim());
-    let _ = writeln!(out, "- pinning: {pinning}");
-    let _ = writeln!(
-        out,
-        "- load average (1, 5, 15 min): {load_before} before, {} after",
-        load_average()
-    );
-    let _ = writeln!(out, "- reactor: {echo_note}");
-    match &epoll {
-        Ok((_, note)) => {
-            let _ = writeln!(out, "- epoll (C): {note}");
-        }
-        Err(e) => {
-            let _ = writeln!(out, "- epoll (C): **{e}; no epoll (C) column**");
-        }
-    }
-    match &node_version {
-        Some(v) => {
-            let _ = writeln!(out, "- node: {v}, `benches/peers/echo.js`");
-        }
-        None => {
-            let _ =
-                writeln!(out, "- node: **`node --version` failed (not on PATH?); no node column**");
-        }
-    }
+    load::write_setup(&mut out, &cfg.command, cpus, &pinning, &load_before);
+    load::write_peer(&mut out, "reactor", Ok(&echo_note));
+    let epoll_note = epoll.as_ref().map(|(_, note)| note.as_str()).map_err(String::as_str);
+    load::write_peer(&mut out, "epoll (C)", epoll_note);
+    let node_note = node_version.map(|v| format!("{v}, `benches/peers/echo.js`"));
+    let node_note = node_note.as_deref().ok_or("`node --version` failed (not on PATH?)");
+    load::write_peer(&mut out, "node", node_note);
     let _ = writeln!(
         out,
         "- {} rounds (interleaved: {}, per scenario), each run on a fresh server: {:.2} s \
