@@ -75,7 +75,7 @@ Sec-Fetch-Mode: navigate\r\n\
 const POST_LENGTH: &[u8] = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\
 Content-Type: application/json\r\nContent-Length: 27\r\n\r\n{\"message\":\"Hello, World!\"}";
 
-/// Requests per round trip in the pipelined benchmarks, as `benches/http_load.rs` sends them.
+/// Requests per round trip in the pipelined benchmarks, as `benches/compare/http.rs` sends them.
 const PIPELINE: usize = 16;
 
 /// The response the server and the floor send for `/plaintext`, and the write benchmarks'

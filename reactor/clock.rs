@@ -28,13 +28,16 @@ pub(crate) struct Clock {
     now: Instant,
     /// `now - origin` in whole milliseconds: the timer queue's time scale.
     now_ms: u64,
+    /// Where the next millisecond starts: `origin + (now_ms + 1) ms`.
+    next_ms: Instant,
     is_virtual: bool,
 }
 
 impl Clock {
     pub(crate) fn new(is_virtual: bool) -> Self {
         let origin = Instant::now();
-        Clock { origin, now: origin, now_ms: 0, is_virtual }
+        let next_ms = origin + Duration::from_millis(1);
+        Clock { origin, now: origin, now_ms: 0, next_ms, is_virtual }
     }
 
     /// Reads the real clock. A virtual clock only moves through [`Clock::advance`].
@@ -52,9 +55,17 @@ impl Clock {
     }
 
     fn set(&mut self, now: Instant) {
-        // `Instant` is monotonic, so `now >= origin` and the subtraction cannot panic.
         self.now = now;
+        // A busy loop reads the clock many times per millisecond: one comparison tells that
+        // `now_ms` has not changed, and the division is done once per millisecond at most.
+        if now < self.next_ms {
+            return;
+        }
+        // `Instant` is monotonic, so `now >= origin` and the subtraction cannot panic.
         self.now_ms = u64::try_from((now - self.origin).as_millis()).unwrap_or(u64::MAX);
+        let next = self.now_ms.saturating_add(1);
+        // Past `Instant`'s range (never, in practice) every call takes the slow path.
+        self.next_ms = self.origin.checked_add(Duration::from_millis(next)).unwrap_or(now);
     }
 
     pub(crate) fn now(&self) -> Instant {

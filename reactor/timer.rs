@@ -35,6 +35,7 @@
 //! request. It was chosen over libuv's binary heap by measurement: `cargo bench --bench timers`
 //! compares both against a plain `BinaryHeap`, and `docs/ARCHITECTURE.md` quotes the figures.
 
+use std::cell::Cell;
 use std::panic::Location;
 use std::time::Duration;
 
@@ -51,16 +52,40 @@ use wheel::{Key, Wheel};
 /// The loop's armed timers.
 pub(crate) struct Timers {
     queue: Wheel<crate::HandleId>,
+    /// `queue.next_wakeup()`, once asked, until the queue changes. A busy server asks twice
+    /// per iteration (may timers fire? how long may the poll sleep?) and changes its timers
+    /// far less often, so most iterations skip the wheel's scan.
+    wakeup: Cell<Option<Option<u64>>>,
 }
 
 impl Timers {
     pub(crate) fn new() -> Self {
-        Timers { queue: Wheel::new() }
+        Timers { queue: Wheel::new(), wakeup: Cell::new(None) }
     }
 
     /// When the poll phase must wake up for the next timer, in loop milliseconds.
     pub(crate) fn next_wakeup(&self) -> Option<u64> {
-        self.queue.next_wakeup()
+        if let Some(wakeup) = self.wakeup.get() {
+            return wakeup;
+        }
+        let wakeup = self.queue.next_wakeup();
+        self.wakeup.set(Some(wakeup));
+        wakeup
+    }
+
+    fn insert(&mut self, deadline: u64, id: crate::HandleId) -> Key {
+        self.wakeup.set(None);
+        self.queue.insert(deadline, id)
+    }
+
+    fn remove(&mut self, key: Key) {
+        self.wakeup.set(None);
+        self.queue.remove(key);
+    }
+
+    fn pop_expired(&mut self, now: u64, seq_limit: u64) -> Option<crate::HandleId> {
+        self.wakeup.set(None);
+        self.queue.pop_expired(now, seq_limit).map(|(_, id)| id)
     }
 
     /// How many timers are armed.
@@ -163,7 +188,7 @@ impl Core {
     pub fn timer_stop(&mut self, timer: Timer) -> Result<()> {
         let state = timer_state(&mut self.handles, timer)?;
         if let Some(key) = state.key.take() {
-            self.timers.queue.remove(key);
+            self.timers.remove(key);
         }
         self.set_active(timer.0, false);
         Ok(())
@@ -212,9 +237,9 @@ impl Core {
         let deadline = self.clock.now_ms().saturating_add(timeout);
         let Ok(state) = timer_state(&mut self.handles, timer) else { return };
         if let Some(key) = state.key.take() {
-            self.timers.queue.remove(key);
+            self.timers.remove(key);
         }
-        state.key = Some(self.timers.queue.insert(deadline, timer.0));
+        state.key = Some(self.timers.insert(deadline, timer.0));
         state.deadline = deadline;
         state.timeout = timeout;
         state.repeat = repeat;
@@ -228,15 +253,18 @@ impl Core {
     /// sequence number of at least `armed_before` and wait for the next iteration.
     pub(crate) fn run_timers(&mut self) {
         let now = self.clock.now_ms();
+        if self.timers.next_wakeup().is_none_or(|wakeup| wakeup > now) {
+            return;
+        }
         let armed_before = self.timers.queue.next_seq();
-        while let Some((_, id)) = self.timers.queue.pop_expired(now, armed_before) {
+        while let Some(id) = self.timers.pop_expired(now, armed_before) {
             let timer = Timer(id);
             let Ok(state) = timer_state(&mut self.handles, timer) else { continue };
             state.key = None;
             let close_after_firing = state.close_after_firing;
             if state.repeat > 0 {
                 state.deadline = now.saturating_add(state.repeat);
-                state.key = Some(self.timers.queue.insert(state.deadline, id));
+                state.key = Some(self.timers.insert(state.deadline, id));
             } else {
                 self.set_active(id, false);
             }

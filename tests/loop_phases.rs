@@ -161,6 +161,27 @@ fn the_poll_timeout_follows_the_work_that_is_waiting() {
 }
 
 #[test]
+fn the_poll_timeout_follows_every_arm_and_stop() {
+    // The loop remembers the next wakeup between changes to its timers: every arm and stop
+    // must be seen by the next poll timeout.
+    let mut lp = virtual_loop();
+    let far = lp.set_timeout(Duration::from_millis(40), |_| {});
+    let until_far = lp.poll_timeout().unwrap();
+    assert!(until_far > Duration::from_millis(5), "{until_far:?}");
+    let near = lp.set_timeout(Duration::from_millis(5), |_| {});
+    assert_eq!(lp.poll_timeout(), Some(Duration::from_millis(5)));
+    lp.timer_stop(near).unwrap();
+    assert_eq!(lp.poll_timeout(), Some(until_far));
+    lp.timer_start(near, Duration::from_millis(3), Duration::ZERO).unwrap();
+    assert_eq!(lp.poll_timeout(), Some(Duration::from_millis(3)));
+    lp.timer_stop(near).unwrap();
+    lp.timer_stop(far).unwrap();
+    let remote = lp.remote();
+    assert_eq!(lp.poll_timeout(), None, "no timer armed");
+    drop(remote);
+}
+
+#[test]
 fn unreferenced_handles_do_not_keep_the_loop_alive() {
     let mut lp = EventLoop::new().unwrap();
     let timer = lp.set_interval(HOUR, |_, _| {});

@@ -1,4 +1,4 @@
-//! The tokio peer of `examples/http.rs`, for `benches/http_load.rs`.
+//! The tokio peer of `examples/http.rs`, for `benches/compare/http.rs`.
 //!
 //! `tokio_http [ADDR]` (ADDR defaults to 127.0.0.1:8080; port 0 picks a free port). Prints
 //! `listening on IP:PORT` once it is ready and exits with status 0 on SIGINT or SIGTERM, like

@@ -1,19 +1,13 @@
-//! End to end: `examples/echo.rs` against a hand-written C echo server on epoll (the physical
-//! limit) and a Node.js one, under one load generator, in one run, with the table for a release
-//! note.
-//!
-//! `cargo bench --bench echo_load` (about two minutes), or
-//! `cargo bench --bench echo_load -- --quick` (about forty seconds: 3 rounds of 1 s windows).
-//! Options after `--`: `--quick`, `--rounds N` (at least 3; default 5), `--secs S` (the
-//! measured window of each run; default 3). Run without `--bench` (as `cargo test --benches`
-//! does) it does nothing.
+//! The echo section: `examples/echo.rs` against a hand-written C echo server on epoll (the
+//! physical limit) and a Node.js one, under a load generator of our own that checks every
+//! echoed byte.
 //!
 //! # What it runs
 //!
-//! - The reactor server: `target/release/examples/echo`, next to this bench's own binary
-//!   (`target/release/deps/echo_load-*`). The bench first runs `$CARGO build --release
-//!   --example echo` (same target directory, so a stale server is never measured), unless
-//!   `ECHO_BIN=/path/to/echo` names a binary to use as it is.
+//! - The reactor server: `target/release/examples/echo`, next to the bench's own binary,
+//!   built by `$CARGO build --release --example echo` before the run (same target directory,
+//!   so a stale server is never measured), unless `ECHO_BIN=/path/to/echo` names a binary to
+//!   use as it is.
 //! - The C peer, "epoll (C)": `benches/peers/epoll_server.c` run as `epoll_server echo`, what a
 //!   careful C programmer writes for one core and the figure reactor is judged against: one
 //!   thread, edge-triggered epoll, one 64 KiB read buffer for the loop, every read written back
@@ -27,9 +21,9 @@
 //!   without it the table has no node column, and says so.
 //!
 //! Each server listens on `127.0.0.1:0` and is started fresh for every run, pinned to CPU 0
-//! with `taskset -c 0`. The load generator is this process: it pins itself (all its threads)
-//! to CPU 1 with `taskset -a -p -c 1` before it starts any thread, so server and generator
-//! never share a core. Without `taskset` or a second CPU everything floats, and the header
+//! with `taskset -c 0`. The load generator is this process, pinned (all its threads) to CPU 1
+//! with `taskset -a -p -c 1` before it starts any thread, so server and generator never share
+//! a core. Without `taskset` or a second CPU everything floats, and the header
 //! says so.
 //!
 //! # Scenarios
@@ -45,8 +39,7 @@
 //!   8 bytes (so the server has accepted and served each one); the server's VmRSS from
 //!   `/proc/PID/status` is read before and after, and the difference divided by 10,000.
 //!
-//! Every timed run has a warm-up (0.5 s; 0.25 s with `--quick`) and then a measured window
-//! (3 s; 1 s with `--quick`). The server's CPU time over the window is utime + stime from
+//! Every timed run has a warm-up and then a measured window (the context's, as for HTTP). The server's CPU time over the window is utime + stime from
 //! `/proc/PID/stat` (all its threads, in clock ticks of `getconf CLK_TCK`), reported per round
 //! trip or per MB in microseconds, and as a share of one core beside the generator's own.
 //!
@@ -68,19 +61,18 @@
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::thread;
 use std::time::{Duration, Instant};
 
-#[path = "support/load.rs"]
-mod load;
-
-use load::{
-    Peer, Res, Row, Server, connect, cpu_ticks, io_err, machine_busy_ticks, num, record, table,
+use crate::load::{
+    self, Peer, Res, Row, Server, Start, bars, connect, cpu_ticks, io_err, machine_busy_ticks, num,
+    ratio, record, table, times,
 };
+use crate::plot;
+use crate::{Ctx, Goal, Plot, Section};
 
 /// Size of one ping-pong message.
 const MSG: usize = 64;
@@ -100,38 +92,6 @@ const PERIOD: usize = 251;
 const DISTURBED: f64 = 25.0;
 /// Read buffer of the streaming reader.
 const READ_BUF: usize = 64 * 1024;
-
-fn main() -> ExitCode {
-    load::exit_code("echo_load", run())
-}
-
-struct Config {
-    rounds: usize,
-    warmup: Duration,
-    window: Duration,
-    /// The command line, as a user would type it.
-    command: String,
-}
-
-/// `Some(config)` to run, `None` to do nothing (test mode, or a filter that is not ours).
-fn parse_args() -> Res<Option<Config>> {
-    let parse_secs = |value: &str| {
-        let s: f64 = value.parse().map_err(|_| format!("bad --secs {value:?}"))?;
-        if !(0.1..=30.0).contains(&s) {
-            return Err("--secs must be between 0.1 and 30".into());
-        }
-        Ok(s)
-    };
-    let Some(args) = load::parse_args("echo_load", parse_secs)? else { return Ok(None) };
-    let (default_rounds, warmup, default_secs) =
-        if args.quick { (3, 0.25, 1.0) } else { (5, 0.5, 3.0) };
-    Ok(Some(Config {
-        rounds: args.rounds.unwrap_or(default_rounds),
-        warmup: Duration::from_secs_f64(warmup),
-        window: Duration::from_secs_f64(args.secs.unwrap_or(default_secs)),
-        command: args.command,
-    }))
-}
 
 // ---------------------------------------------------------------------------------------------
 // The load
@@ -261,7 +221,7 @@ impl Window {
 
 /// Runs `work` on its own thread: warm-up, measured window, stop, join (the join checks the
 /// work's own verification).
-fn timed<F>(cfg: &Config, server: &Server, tck: f64, work: F) -> Res<Window>
+fn timed<F>(ctx: &Ctx, server: &Server, work: F) -> Res<Window>
 where
     F: FnOnce(&AtomicU64, &Arc<AtomicBool>) -> Res<()> + Send + 'static,
 {
@@ -280,9 +240,9 @@ where
         Ok((t, work, server.cpu_ticks()?, cpu_ticks("self")?, machine_busy_ticks()?))
     };
     let measured = (|| {
-        thread::sleep(cfg.warmup);
+        thread::sleep(ctx.warmup);
         let a = snapshot()?;
-        thread::sleep(cfg.window);
+        thread::sleep(Duration::from_secs(ctx.secs));
         let b = snapshot()?;
         Ok::<_, String>((a, b))
     })();
@@ -294,7 +254,7 @@ where
     }
     let secs = (t1 - t0).as_secs_f64();
     let work = (w1 - w0) as f64;
-    let server_secs = (s1 - s0) as f64 / tck;
+    let (tck, server_secs) = (ctx.tck, (s1 - s0) as f64 / ctx.tck);
     Ok(Window {
         rate: work / secs,
         cpu_us_per_unit: server_secs * 1e6 / work,
@@ -360,8 +320,8 @@ enum Metric {
 }
 
 impl Row for Metric {
-    fn label(self) -> &'static str {
-        match self {
+    fn label(self) -> String {
+        let label = match self {
             Metric::Pp1Rate => "ping-pong 64 B, 1 conn: round trips/s (higher is better)",
             Metric::Pp1Cpu => "ping-pong 64 B, 1 conn: server CPU µs per round trip (lower)",
             Metric::PpManyRate => "ping-pong 64 B, 100 conns: round trips/s (higher)",
@@ -381,7 +341,8 @@ impl Row for Metric {
             }
             Metric::PpManyOther => "ping-pong, 100 conns: all else, % of a core",
             Metric::StreamOther => "streaming: all else, % of a core",
-        }
+        };
+        label.into()
     }
 
     /// Whether the row belongs to the second table (where the CPU went).
@@ -397,47 +358,47 @@ type Samples = load::Samples<Metric>;
 // The run
 // ---------------------------------------------------------------------------------------------
 
-fn run() -> Res<()> {
-    let Some(cfg) = parse_args()? else { return Ok(()) };
+/// The echo section.
+pub fn run(ctx: &Ctx, echo: &(PathBuf, String)) -> Res<Section> {
     let started = Instant::now();
-    let load_before = load::load_average();
-    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
-    let (echo, echo_note) = load::example_binary("echo_load", "ECHO_BIN", "echo")?;
-    let epoll = load::epoll_binary("echo_load", "echo");
-    if let Err(e) = &epoll {
-        eprintln!("echo_load: no epoll (C) column: {e}");
+    let mut notes = String::new();
+    let mut peers =
+        vec![Peer { name: "reactor", argv: vec![echo.0.clone().into()], start: Start::PrintsAddr }];
+    load::write_peer(&mut notes, "reactor", Ok(&echo.1));
+    match &ctx.epoll {
+        Ok((bin, note)) => {
+            let argv = vec![bin.into(), "echo".into()];
+            peers.push(Peer { name: "epoll (C)", argv, start: Start::PrintsAddr });
+            load::write_peer(&mut notes, "epoll (C)", Ok(&format!("`epoll_server echo`, {note}")));
+        }
+        Err(e) => load::write_peer(&mut notes, "epoll (C)", Err(e)),
     }
-    let (pinned, pinning) =
-        load::pin_self(cpus, "servers on CPU 0 (`taskset -c 0`), load generator on CPU 1");
-    load::raise_fd_limit(IDLE)?;
-    let tck = load::clk_tck();
-
-    let node_version = load::output_of("node", &["--version"]);
-    let mut peers = vec![Peer { name: "reactor", argv: vec![echo.into()] }];
-    if let Ok((bin, _)) = &epoll {
-        peers.push(Peer { name: "epoll (C)", argv: vec![bin.into(), "echo".into()] });
-    }
-    if node_version.is_some() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/echo.js");
-        peers.push(Peer { name: "node", argv: vec!["node".into(), script.into()] });
+    match load::output_of("node", &["--version"]) {
+        Some(v) => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/echo.js");
+            let argv = vec!["node".into(), script.into()];
+            peers.push(Peer { name: "node", argv, start: Start::PrintsAddr });
+            load::write_peer(&mut notes, "node", Ok(&format!("{v}, `benches/peers/echo.js`")));
+        }
+        None => load::write_peer(&mut notes, "node", Err("`node --version` failed (not on PATH?)")),
     }
 
     let mut samples = Samples::new();
     // Timed windows, and those where the rest of the machine used more than DISTURBED.
     let (mut windows, mut disturbed) = (0, 0);
     let n = peers.len();
-    for round in 1..=cfg.rounds {
+    for round in 1..=ctx.rounds {
         for (scenario, name) in
             ["ping-pong 1", "ping-pong 100", "streaming", "idle"].into_iter().enumerate()
         {
             for (p, peer) in peers.iter().enumerate() {
-                let server = Server::start(peer, pinned)?;
+                let server = Server::start(peer, ctx.pinned)?;
                 let addr = server.addr;
-                let what = format!("round {round}/{}, {name}, {}", cfg.rounds, peer.name);
+                let what = format!("echo: round {round}/{}, {name}, {}", ctx.rounds, peer.name);
                 let progress = match scenario {
                     0 | 1 => {
                         let conns = if scenario == 0 { 1 } else { MANY };
-                        let w = timed(&cfg, &server, tck, move |done, stop| {
+                        let w = timed(ctx, &server, move |done, stop| {
                             ping_pong(addr, conns, done, stop)
                         })
                         .map_err(|e| format!("{what}: {e}"))?;
@@ -469,10 +430,8 @@ fn run() -> Res<()> {
                         format!("{rate} round trips/s, {cpu} µs server CPU each; {}", w.cpu())
                     }
                     2 => {
-                        let w = timed(&cfg, &server, tck, move |done, stop| {
-                            streaming(addr, done, stop)
-                        })
-                        .map_err(|e| format!("{what}: {e}"))?;
+                        let w = timed(ctx, &server, move |done, stop| streaming(addr, done, stop))
+                            .map_err(|e| format!("{what}: {e}"))?;
                         windows += 1;
                         disturbed += usize::from(w.other_util > DISTURBED);
                         let mb_s = w.rate / 1e6;
@@ -495,7 +454,7 @@ fn run() -> Res<()> {
                         server.stop().map_err(|e| format!("{what}: {e}"))?;
                         drop(conns);
                         eprintln!(
-                            "echo_load: {what}: {} bytes per idle connection, {:.1} MiB before",
+                            "compare: {what}: {} bytes per idle connection, {:.1} MiB before",
                             num(per_conn),
                             before as f64 / 1024.0
                         );
@@ -503,30 +462,22 @@ fn run() -> Res<()> {
                     }
                 };
                 server.stop().map_err(|e| format!("{what}: {e}"))?;
-                eprintln!("echo_load: {what}: {progress}");
+                eprintln!("compare: {what}: {progress}");
             }
         }
     }
 
-    let mut out = String::new();
+    let mut out = notes;
     let names: Vec<&str> = peers.iter().map(|p| p.name).collect();
-    let _ = writeln!(out, "\n## echo: {}\n", names.join(" vs "));
-    load::write_setup(&mut out, &cfg.command, cpus, &pinning, &load_before);
-    load::write_peer(&mut out, "reactor", Ok(&echo_note));
-    let epoll_note = epoll.as_ref().map(|(_, note)| note.as_str()).map_err(String::as_str);
-    load::write_peer(&mut out, "epoll (C)", epoll_note);
-    let node_note = node_version.map(|v| format!("{v}, `benches/peers/echo.js`"));
-    let node_note = node_note.as_deref().ok_or("`node --version` failed (not on PATH?)");
-    load::write_peer(&mut out, "node", node_note);
     let _ = writeln!(
         out,
         "- {} rounds (interleaved: {}, per scenario), each run on a fresh server: {:.2} s \
-         warm-up, {:.2} s measured; cells are median (min–max) over rounds; ratios are of the \
+         warm-up, {} s measured; cells are median (min–max) over rounds; ratios are of the \
          medians; took {:.0} s",
-        cfg.rounds,
+        ctx.rounds,
         names.join(", "),
-        cfg.warmup.as_secs_f64(),
-        cfg.window.as_secs_f64(),
+        ctx.warmup.as_secs_f64(),
+        ctx.secs,
         started.elapsed().as_secs_f64()
     );
     let _ = writeln!(
@@ -538,6 +489,42 @@ fn run() -> Res<()> {
     table(&mut out, &samples, &peers, false);
     out.push_str("\nWhere the CPU went during the measured windows:\n\n");
     table(&mut out, &samples, &peers, true);
-    print!("{out}");
-    Ok(())
+
+    let plots = vec![
+        Plot {
+            name: "echo-pingpong-cpu",
+            title: "Echo ping-pong, 100 connections: server CPU per round trip".into(),
+            svg: plot::bar_chart(
+                "Echo ping-pong 64 B, 100 connections: server CPU per round trip",
+                "µs per round trip (lower is better)",
+                &bars(&samples, &peers, Metric::PpManyCpu),
+            ),
+        },
+        Plot {
+            name: "echo-streaming-cpu",
+            title: "Echo streaming 16 KiB chunks: server CPU per MB".into(),
+            svg: plot::bar_chart(
+                "Echo streaming 16 KiB chunks: server CPU per MB echoed",
+                "µs per MB (lower is better)",
+                &bars(&samples, &peers, Metric::StreamCpu),
+            ),
+        },
+    ];
+    let pp = ratio(&samples, &peers, Metric::PpManyCpu, "reactor", "epoll (C)");
+    let stream = ratio(&samples, &peers, Metric::StreamCpu, "reactor", "epoll (C)");
+    let goals = vec![
+        Goal::at_most(
+            "Echo ping-pong, 100 connections: server CPU per round trip ≤ 1.05× epoll (C)",
+            pp,
+            1.05,
+            times(pp),
+        ),
+        Goal::at_most(
+            "Echo streaming: server CPU per MB ≤ 1.1× epoll (C)",
+            stream,
+            1.1,
+            times(stream),
+        ),
+    ];
+    Ok(Section { title: format!("Echo: {}", names.join(" vs ")), markdown: out, plots, goals })
 }

@@ -1,26 +1,25 @@
-//! What the two end-to-end benches, `benches/echo_load.rs` and `benches/http_load.rs`, share:
-//! both include this file as a module of their own (`#[path = "support/load.rs"] mod load;`).
+//! What the sections of the comparison share.
 //!
 //! - The machine: `/proc` readers (CPU ticks of a process and of the whole machine, fields of
 //!   `/proc/PID/status`, the load average), commands' output, CPU pinning with `taskset`, and
-//!   the lines of the report's header that describe the run and the machine.
-//! - The servers: a [`Peer`] to run and the [`Server`] it runs as, started on `127.0.0.1:0`,
-//!   pinned to CPU 0, and stopped with SIGTERM (by a drop guard on an error path too).
+//!   the lines of the page's header that describe the run and the machine.
+//! - The servers: a [`Peer`] to run and the [`Server`] it runs as, on 127.0.0.1, pinned to
+//!   CPU 0, and stopped with SIGTERM (by a drop guard on an error path too).
 //! - The load: blocking connections with every operation bounded by [`IO_TIMEOUT`].
-//! - The results: samples per metric and per peer, and the Markdown tables of medians
-//!   (min–max) and of reactor's ratios to each peer.
-//! - The binaries: the reactor example under test, built next to the bench, and the C peer
+//! - The results: samples per metric and per peer, the Markdown tables of medians (min–max)
+//!   and of reactor's ratios to each peer, and the bars of a plot.
+//! - The binaries: the reactor examples under test, built next to the bench, and the C peer
 //!   `benches/peers/epoll_server.c`, built into `target/peers`.
 //!
-//! What differs between the benches (scenarios, load generators, windows, metrics and their
-//! labels) stays in each bench.
+//! What differs between the sections (scenarios, load generators, metrics and their labels)
+//! stays in each section.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, ErrorKind};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -32,88 +31,8 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on a server's exit after SIGTERM.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Every error is a message for the user, prefixed with the bench's name by [`exit_code`].
+/// Every error is a message for the user, prefixed with the section's name by `main`.
 pub type Res<T> = Result<T, String>;
-
-/// The exit code of a bench's run, printing its error, if any, after the bench's name.
-pub fn exit_code(bench: &str, result: Res<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("{bench}: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// A bench's command line, as [`parse_args`] read it.
-pub struct Args<S> {
-    /// `--quick`: the shorter defaults.
-    pub quick: bool,
-    /// `--rounds N`, at least 3.
-    pub rounds: Option<usize>,
-    /// `--secs S`, as the bench's own parser took it.
-    pub secs: Option<S>,
-    /// The command line, as a user would type it.
-    pub command: String,
-}
-
-/// Reads the command line of `bench` (`--quick`, `--rounds N`, `--secs S`, with `parse_secs`
-/// to check S): `Some(args)` to run, `None` to do nothing (test mode, `--help`, or a filter
-/// that is not ours).
-pub fn parse_args<S>(bench: &str, parse_secs: impl Fn(&str) -> Res<S>) -> Res<Option<Args<S>>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut bench_mode = false;
-    let mut quick = false;
-    let mut rounds = None;
-    let mut secs = None;
-    let mut filters = Vec::new();
-    let mut shown = Vec::new();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--bench" => bench_mode = true,
-            "--quick" => {
-                quick = true;
-                shown.push(arg.clone());
-            }
-            "--rounds" | "--secs" => {
-                let value = it.next().ok_or_else(|| format!("{arg} needs a value"))?;
-                shown.extend([arg.clone(), value.clone()]);
-                if arg == "--rounds" {
-                    let n: usize = value.parse().map_err(|_| format!("bad --rounds {value:?}"))?;
-                    if n < 3 {
-                        return Err("--rounds must be at least 3".into());
-                    }
-                    rounds = Some(n);
-                } else {
-                    secs = Some(parse_secs(value)?);
-                }
-            }
-            "-h" | "--help" => {
-                println!(
-                    "usage: cargo bench --bench {bench} [-- --quick] [-- --rounds N --secs S]"
-                );
-                return Ok(None);
-            }
-            flag if flag.starts_with('-') => eprintln!("{bench}: ignoring option {flag}"),
-            filter => filters.push(filter.to_owned()),
-        }
-    }
-    if !bench_mode {
-        println!("{bench}: nothing to do outside `cargo bench --bench {bench}`");
-        return Ok(None);
-    }
-    if !filters.is_empty() && !filters.iter().any(|f| bench.contains(f.as_str())) {
-        return Ok(None);
-    }
-    let mut command = format!("cargo bench --bench {bench}");
-    if !shown.is_empty() {
-        command.push_str(" -- ");
-        command.push_str(&shown.join(" "));
-    }
-    Ok(Some(Args { quick, rounds, secs, command }))
-}
 
 // ---------------------------------------------------------------------------------------------
 // The machine
@@ -191,8 +110,8 @@ pub fn raise_fd_limit(idle: usize) -> Res<()> {
 }
 
 /// Pins this process, all its threads, to CPU 1. Returns whether it is pinned, and how it went
-/// for the header: `pinned_note` if it is (where the servers and the load run).
-pub fn pin_self(cpus: usize, pinned_note: &str) -> (bool, String) {
+/// for the header.
+pub fn pin_self(cpus: usize) -> (bool, String) {
     if cpus < 2 {
         return (false, format!("not pinned ({cpus} CPU)"));
     }
@@ -203,7 +122,12 @@ pub fn pin_self(cpus: usize, pinned_note: &str) -> (bool, String) {
         .status()
         .is_ok_and(|s| s.success());
     match status_field("self", "Cpus_allowed_list") {
-        Ok(list) if pinned && list == "1" => (true, pinned_note.into()),
+        Ok(list) if pinned && list == "1" => (
+            true,
+            "servers on CPU 0 (`taskset -c 0`); load generators and this process on CPU 1 \
+             (`taskset -c 1`)"
+                .into(),
+        ),
         _ => (false, "not pinned (`taskset` missing or refused)".into()),
     }
 }
@@ -295,8 +219,19 @@ pub fn write_peer(out: &mut String, name: &str, note: Result<&str, &str>) {
 pub struct Peer {
     /// The column's name.
     pub name: &'static str,
-    /// Program and arguments before the address.
+    /// Program and arguments (before the address, for [`Start::PrintsAddr`]).
     pub argv: Vec<std::ffi::OsString>,
+    /// How it is told where to listen, and how the harness learns it is ready.
+    pub start: Start,
+}
+
+/// How a [`Peer`] starts.
+pub enum Start {
+    /// Run as `argv... 127.0.0.1:0`; it prints `listening on IP:PORT` once it listens.
+    PrintsAddr,
+    /// It needs a port of its own (nginx): the harness picks a free one, calls this with it for
+    /// the arguments to append, and connects until the server accepts.
+    Port(fn(u16) -> Res<Vec<std::ffi::OsString>>),
 }
 
 /// A running server. Dropping it stops it (SIGTERM, then SIGKILL) and reaps it.
@@ -308,11 +243,21 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `peer` on `127.0.0.1:0` (on CPU 0 if `pinned`) and waits for it to print
-    /// `listening on IP:PORT`.
+    /// Starts `peer` on 127.0.0.1 (on CPU 0 if `pinned`) and waits until it listens.
     pub fn start(peer: &Peer, pinned: bool) -> Res<Server> {
         let mut cmd = pinned_command(&peer.argv, "0", pinned);
-        cmd.arg("127.0.0.1:0").stdin(Stdio::null()).stdout(Stdio::piped());
+        let port = match peer.start {
+            Start::PrintsAddr => {
+                cmd.arg("127.0.0.1:0");
+                None
+            }
+            Start::Port(args) => {
+                let port = free_port()?;
+                cmd.args(args(port)?);
+                Some(port)
+            }
+        };
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| format!("{}: cannot start: {e}", peer.name))?;
         // `taskset` execs the server, so the child's pid is the server's.
         let pid = child.id().to_string();
@@ -326,6 +271,11 @@ impl Server {
             // Keep the pipe drained until the server exits.
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
+        if let Some(port) = port {
+            server.addr.set_port(port);
+            server.wait_accepting(peer.name)?;
+            return Ok(server);
+        }
         let line = match rx.recv_timeout(START_TIMEOUT) {
             Ok(Ok(line)) => line,
             Ok(Err(e)) => return Err(format!("{}: reading its stdout: {e}", peer.name)),
@@ -336,6 +286,25 @@ impl Server {
                 || format!("{}: expected `listening on IP:PORT`, got {line:?}", peer.name),
             )?;
         Ok(server)
+    }
+
+    /// Connects until the server accepts, for at most [`START_TIMEOUT`]; fails at once if it
+    /// exits.
+    fn wait_accepting(&mut self, name: &str) -> Res<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if TcpStream::connect_timeout(&self.addr, IO_TIMEOUT).is_ok() {
+                return Ok(());
+            }
+            let child = self.child.as_mut().expect("running");
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("{name}: exited with {status} before it listened"));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{name}: not accepting on {} within 10 s", self.addr));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The server's CPU time so far, all threads, in clock ticks.
@@ -369,6 +338,13 @@ impl Drop for Server {
 // The load
 // ---------------------------------------------------------------------------------------------
 
+/// A port on 127.0.0.1 that was free a moment ago: bound with port 0, then released. Another
+/// process could take it in between; the server's start then fails with a clear error.
+pub fn free_port() -> Res<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    Ok(listener.local_addr().map_err(|e| format!("local_addr: {e}"))?.port())
+}
+
 /// A blocking connection to `addr`, Nagle off, every operation bounded by [`IO_TIMEOUT`].
 pub fn connect(addr: SocketAddr) -> Res<TcpStream> {
     let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
@@ -390,7 +366,7 @@ pub fn io_err(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
 /// A bench's metric: a row of one of its two tables, which lists the rows in their order.
 pub trait Row: Copy + Ord {
     /// The row's label, its first cell.
-    fn label(self) -> &'static str;
+    fn label(self) -> String;
 
     /// Whether the row belongs to the second table (where the CPU went).
     fn is_util(self) -> bool;
@@ -402,6 +378,52 @@ pub type Samples<M> = BTreeMap<M, Vec<Vec<f64>>>;
 /// Adds a value of `metric` for peer `peer` of `peers`.
 pub fn record<M: Row>(samples: &mut Samples<M>, peers: usize, peer: usize, metric: M, value: f64) {
     samples.entry(metric).or_insert_with(|| vec![Vec::new(); peers])[peer].push(value);
+}
+
+/// The median of `metric` for the peer named `name`, if it has values.
+pub fn median_of<M: Row>(
+    samples: &Samples<M>,
+    peers: &[Peer],
+    metric: M,
+    name: &str,
+) -> Option<f64> {
+    let p = peers.iter().position(|peer| peer.name == name)?;
+    let values = samples.get(&metric)?.get(p)?;
+    (!values.is_empty()).then(|| median(values))
+}
+
+/// The ratio of the medians of `metric`, peer `a` to peer `b`, if both have values.
+pub fn ratio<M: Row>(
+    samples: &Samples<M>,
+    peers: &[Peer],
+    metric: M,
+    a: &str,
+    b: &str,
+) -> Option<f64> {
+    let (a, b) = (median_of(samples, peers, metric, a)?, median_of(samples, peers, metric, b)?);
+    (b != 0.0).then(|| a / b)
+}
+
+/// A ratio for the goals table: `1.07×` or `n/a`.
+pub fn times(ratio: Option<f64>) -> String {
+    ratio.map_or_else(|| "n/a".into(), |r| format!("{r:.2}×"))
+}
+
+/// A bar per peer with values of `metric`: median and min–max, reactor highlighted.
+pub fn bars<M: Row>(samples: &Samples<M>, peers: &[Peer], metric: M) -> Vec<crate::plot::Bar> {
+    let Some(per_peer) = samples.get(&metric) else { return Vec::new() };
+    peers
+        .iter()
+        .zip(per_peer)
+        .filter(|(_, values)| !values.is_empty())
+        .map(|(peer, values)| crate::plot::Bar {
+            label: peer.name.into(),
+            median: median(values),
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            highlight: peer.name == "reactor",
+        })
+        .collect()
 }
 
 /// The median of `values`, which must not be empty.
@@ -501,15 +523,14 @@ pub fn env_binary(var: &str) -> Option<Res<(PathBuf, String)>> {
 }
 
 /// The reactor server `examples/<example>.rs`: the binary `var` names, or built now next to
-/// the bench (`target/<profile>/examples/<example>`), with the note for the header. `bench`
-/// prefixes the progress line.
-pub fn example_binary(bench: &str, var: &str, example: &str) -> Res<(PathBuf, String)> {
+/// the bench (`target/<profile>/examples/<example>`), with the note for the header.
+pub fn example_binary(var: &str, example: &str) -> Res<(PathBuf, String)> {
     if let Some(found) = env_binary(var) {
         return found;
     }
     let bin = profile_dir()?.join("examples").join(example);
     let build = format!("cargo build --release --example {example}");
-    eprintln!("{bench}: {build}");
+    eprintln!("compare: {build}");
     let status = Command::new(cargo())
         .args(["build", "--release", "--example", example])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -528,10 +549,10 @@ pub fn example_binary(bench: &str, var: &str, example: &str) -> Res<(PathBuf, St
     Ok((bin, note))
 }
 
-/// The C peer, run as `epoll_server <mode>`: `EPOLL_SERVER_BIN`, or built now into
-/// `target/peers` (or found there, newer than its source). `Err` is the note for the header,
-/// the reason there is no epoll (C) column. `bench` prefixes the progress line.
-pub fn epoll_binary(bench: &str, mode: &str) -> Res<(PathBuf, String)> {
+/// The C peer (run as `epoll_server echo` or `epoll_server http`): `EPOLL_SERVER_BIN`, or
+/// built now into `target/peers` (or found there, newer than its source). `Err` is the note
+/// for the header, the reason there is no epoll (C) column.
+pub fn epoll_binary() -> Res<(PathBuf, String)> {
     if let Some(found) = env_binary("EPOLL_SERVER_BIN") {
         return found;
     }
@@ -546,7 +567,7 @@ pub fn epoll_binary(bench: &str, mode: &str) -> Res<(PathBuf, String)> {
         // Built under another name and renamed, so that a concurrent run never sees half a
         // binary.
         let tmp = dir.join(format!("epoll_server.{}.tmp", std::process::id()));
-        eprintln!("{bench}: {command}");
+        eprintln!("compare: {command}");
         let status = Command::new("cc").arg("-O2").arg("-o").arg(&tmp).arg(&src).status();
         match status {
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -564,5 +585,5 @@ pub fn epoll_binary(bench: &str, mode: &str) -> Res<(PathBuf, String)> {
         .and_then(|v| v.lines().next().map(str::to_owned))
         .unwrap_or_else(|| "`cc --version` failed".into());
     let how = if cached { "built earlier by" } else { "built by" };
-    Ok((bin, format!("`epoll_server {mode}`, {how} `{command}` ({cc})")))
+    Ok((bin, format!("{how} `{command}` ({cc})")))
 }
