@@ -327,13 +327,17 @@ fn valid_path_query(target: &[u8]) -> bool {
 }
 
 /// Byte classes, as one lookup table so that checking a byte on the hot path is one load.
-const TCHAR: u8 = 1;
+/// This one: `tchar` (RFC 9110 §5.6.2), the characters of a token.
+pub(crate) const TCHAR: u8 = 1;
 /// `pchar` without `%` (RFC 3986 §3.3): unreserved, sub-delims, `:` and `@`; and `/`.
 const PATH: u8 = 2;
 /// What a query may hold besides percent-encoding: a path's bytes and `?`.
 const QUERY: u8 = 4;
 /// A registered name or IPv4 address: unreserved and sub-delims.
 const HOST: u8 = 8;
+/// Every byte but CR, LF and NUL: what a response header value may hold (CR and LF would
+/// end the line early, and NUL is refused by many clients).
+pub(crate) const LINE_SAFE: u8 = 16;
 
 static CLASSES: [u8; 256] = classes();
 
@@ -367,6 +371,9 @@ const fn classes() -> [u8; 256] {
         if unreserved || sub_delim {
             class |= HOST;
         }
+        if !any(b"\r\n\0", c) {
+            class |= LINE_SAFE;
+        }
         table[b] = class;
         b += 1;
     }
@@ -383,7 +390,7 @@ pub(crate) fn is_tchar(b: u8) -> bool {
 /// The classes of all the bytes are ANDed together and tested once at the end: no branch per
 /// byte, so the loop costs about two instructions a byte. Stopping early at a bad byte would
 /// only pay off for bad input, which is rare and gets no fast answer anyway.
-fn all_in(bytes: &[u8], class: u8) -> bool {
+pub(crate) fn all_in(bytes: &[u8], class: u8) -> bool {
     bytes.iter().fold(class, |common, &b| common & CLASSES[b as usize]) != 0
 }
 
