@@ -123,12 +123,12 @@ impl Response {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<()> {
-        check(status, headers, true)?;
+        let asks_close = check(status, headers, true)?;
         let no_body = bodiless(status);
         if no_body && !body.is_empty() {
             return Err(invalid("a 204 or 304 response has no body"));
         }
-        let close = self.closes(headers);
+        let close = self.closes(asks_close);
         let head_only = self.head_only;
         let framing = if no_body { Framing::None } else { Framing::Length(body.len() as u64) };
         self.progress = Progress::Done;
@@ -150,7 +150,7 @@ impl Response {
         if self.progress != Progress::Fresh {
             return Err(invalid("the response has already started"));
         }
-        check(status, headers, false)?;
+        let asks_close = check(status, headers, false)?;
         let length =
             match headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("content-length")) {
                 Some((_, value)) => {
@@ -167,7 +167,7 @@ impl Response {
         if progress == Progress::UntilClose {
             self.keep_alive = false;
         }
-        let close = self.closes(headers);
+        let close = self.closes(asks_close);
         self.keep_alive &= !close;
         self.progress = progress;
         let http10 = self.http10;
@@ -240,13 +240,9 @@ impl Response {
         result
     }
 
-    /// Whether the connection closes after this response, given the handler's headers.
-    fn closes(&self, headers: &[(&str, &str)]) -> bool {
-        let asked = headers.iter().any(|(name, value)| {
-            name.eq_ignore_ascii_case("connection")
-                && value.split(',').any(|token| token.trim().eq_ignore_ascii_case("close"))
-        });
-        asked || !self.keep_alive || self.shared.state.borrow().shutting_down
+    /// Whether the connection closes after this response; `asks_close` from [`check`].
+    fn closes(&self, asks_close: bool) -> bool {
+        asks_close || !self.keep_alive || self.shared.state.borrow().shutting_down
     }
 }
 
@@ -331,10 +327,14 @@ pub(crate) fn head(
 }
 
 /// Validates a handler's status and headers. `send`: `Content-Length` is the server's too.
-fn check(status: u16, headers: &[(&str, &str)], send: bool) -> Result<()> {
+///
+/// `Ok(true)`: a `Connection` header asks to close the connection. Found here, in the one
+/// walk over the headers that every response needs anyway.
+fn check(status: u16, headers: &[(&str, &str)], send: bool) -> Result<bool> {
     if !(200..=999).contains(&status) {
         return Err(invalid("status must be 200-999 (the server sends 100 Continue itself)"));
     }
+    let mut asks_close = false;
     for (name, value) in headers {
         // Byte-class checks through parse.rs's table, branch-free: a handler sends the same
         // few headers with every response, so this runs for each of them every time.
@@ -352,8 +352,11 @@ fn check(status: u16, headers: &[(&str, &str)], send: bool) -> Result<()> {
                 "Content-Length, Transfer-Encoding and Date are set by the server",
             ));
         }
+        if name.eq_ignore_ascii_case("connection") {
+            asks_close |= value.split(',').any(|token| token.trim().eq_ignore_ascii_case("close"));
+        }
     }
-    Ok(())
+    Ok(asks_close)
 }
 
 fn bodiless(status: u16) -> bool {
@@ -506,5 +509,7 @@ mod tests {
         assert!(check(200, &[("Content-Length", "5")], true).is_err());
         assert!(check(200, &[("Content-Length", "5")], false).is_ok());
         assert!(check(101, &[], true).is_err());
+        assert_eq!(check(200, &[("Connection", "Upgrade, Close")], true).ok(), Some(true));
+        assert_eq!(check(200, &[("Connection", "closed")], true).ok(), Some(false));
     }
 }
