@@ -25,13 +25,22 @@ impl DateCache {
     /// The date for loop time `now`.
     pub(crate) fn get(&mut self, now: Instant) -> &[u8; DATE_LEN] {
         if self.valid_until.is_none_or(|until| now >= until) {
-            let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-            self.text = imf_fixdate(since_epoch.as_secs());
-            let to_next_second =
-                Duration::from_secs(1) - Duration::from_nanos(since_epoch.subsec_nanos().into());
-            self.valid_until = Some(now + to_next_second);
+            self.refresh(now);
         }
         &self.text
+    }
+
+    /// Renders the date again. Out of line and cold: `get` runs for every response and
+    /// this once a second, so `get` stays a compare and a return, without the stack frame
+    /// the formatting needs.
+    #[cold]
+    #[inline(never)]
+    fn refresh(&mut self, now: Instant) {
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        self.text = imf_fixdate(since_epoch.as_secs());
+        let to_next_second =
+            Duration::from_secs(1) - Duration::from_nanos(since_epoch.subsec_nanos().into());
+        self.valid_until = Some(now + to_next_second);
     }
 }
 

@@ -104,6 +104,9 @@ impl Default for HeaderSlots<'_> {
 pub struct Head<'a> {
     method: &'a str,
     target: &'a str,
+    /// The path of `target`, found once while the target is checked: handlers ask for it on
+    /// every request, often more than once.
+    path: &'a str,
     version: Version,
     headers: &'a [httparse::Header<'a>],
     framing: Framing,
@@ -125,17 +128,7 @@ impl<'a> Head<'a> {
     /// The path of the target, without the query: `/a/b` for `/a/b?c` and for
     /// `http://host/a/b?c`.
     pub fn path(&self) -> &'a str {
-        let target = self.target;
-        // Absolute-form: the path starts at the first `/` after the authority.
-        let absolute = (!target.starts_with('/')).then(|| target.find("://")).flatten();
-        let path = match absolute {
-            Some(scheme_end) => {
-                let rest = &target[scheme_end + 3..];
-                rest.find('/').map_or("/", |slash| &rest[slash..])
-            }
-            None => target,
-        };
-        path.bytes().position(|b| b == b'?').map_or(path, |q| &path[..q])
+        self.path
     }
 
     /// The query string after `?`, if any.
@@ -220,13 +213,14 @@ pub fn parse_head<'b>(
         return Err(bad("malformed request line"));
     };
     let version = if minor == 1 { Version::Http11 } else { Version::Http10 };
-    check_target(method, target)?;
+    let path = check_target(method, target)?;
     let headers: &'b [httparse::Header<'b>] = request.headers;
     let fields = Fields::scan(headers, version)?;
     Ok(Some((
         Head {
             method,
             target,
+            path,
             version,
             headers,
             framing: fields.framing,
@@ -268,21 +262,41 @@ fn version_error(line: &[u8]) -> HttpError {
 /// RFC 9112 §3.2: origin-form for every method, absolute-form too (a proxy's form that servers
 /// must accept), authority-form only for CONNECT, asterisk-form only for OPTIONS. Every
 /// character is checked against RFC 3986: no fragment, no bytes outside its sets, and `%`
-/// only before two hex digits.
-fn check_target(method: &str, target: &str) -> Result<(), HttpError> {
-    let target = target.as_bytes();
+/// only before two hex digits. Returns the target's path (see [`Head::path`]).
+fn check_target<'a>(method: &str, target: &'a str) -> Result<&'a str, HttpError> {
+    let bytes = target.as_bytes();
+    // The common case, `/` and path bytes only: valid, and all path (`?` and `%` are not
+    // PATH bytes). One branch-free pass instead of the general checks and the split below.
+    if bytes.first() == Some(&b'/') && method != "CONNECT" && all_in(bytes, PATH) {
+        return Ok(target);
+    }
     let ok = if method == "CONNECT" {
         // authority-form: host ":" port, both present.
-        matches!(split_port(target), Some((host, Some(port))) if !host.is_empty() && !port.is_empty())
-            && valid_host(target)
-    } else if target == b"*" {
+        matches!(split_port(bytes), Some((host, Some(port))) if !host.is_empty() && !port.is_empty())
+            && valid_host(bytes)
+    } else if bytes == b"*" {
         method == "OPTIONS"
-    } else if target.starts_with(b"/") {
-        valid_path_query(target)
+    } else if bytes.starts_with(b"/") {
+        valid_path_query(bytes)
     } else {
-        absolute_form(target)
+        absolute_form(bytes)
     };
-    if ok { Ok(()) } else { Err(bad("invalid request-target")) }
+    if ok { Ok(path_of(target)) } else { Err(bad("invalid request-target")) }
+}
+
+/// The path of a request-target, without the query: `/a/b` for `/a/b?c` and for
+/// `http://host/a/b?c`.
+fn path_of(target: &str) -> &str {
+    // Absolute-form: the path starts at the first `/` after the authority.
+    let absolute = (!target.starts_with('/')).then(|| target.find("://")).flatten();
+    let path = match absolute {
+        Some(scheme_end) => {
+            let rest = &target[scheme_end + 3..];
+            rest.find('/').map_or("/", |slash| &rest[slash..])
+        }
+        None => target,
+    };
+    path.bytes().position(|b| b == b'?').map_or(path, |q| &path[..q])
 }
 
 /// `http://authority/path?query` (or https): a non-empty host, no userinfo.
@@ -313,13 +327,17 @@ fn valid_path_query(target: &[u8]) -> bool {
 }
 
 /// Byte classes, as one lookup table so that checking a byte on the hot path is one load.
-const TCHAR: u8 = 1;
+/// This one: `tchar` (RFC 9110 §5.6.2), the characters of a token.
+pub(crate) const TCHAR: u8 = 1;
 /// `pchar` without `%` (RFC 3986 §3.3): unreserved, sub-delims, `:` and `@`; and `/`.
 const PATH: u8 = 2;
 /// What a query may hold besides percent-encoding: a path's bytes and `?`.
 const QUERY: u8 = 4;
 /// A registered name or IPv4 address: unreserved and sub-delims.
 const HOST: u8 = 8;
+/// Every byte but CR, LF and NUL: what a response header value may hold (CR and LF would
+/// end the line early, and NUL is refused by many clients).
+pub(crate) const LINE_SAFE: u8 = 16;
 
 static CLASSES: [u8; 256] = classes();
 
@@ -353,6 +371,9 @@ const fn classes() -> [u8; 256] {
         if unreserved || sub_delim {
             class |= HOST;
         }
+        if !any(b"\r\n\0", c) {
+            class |= LINE_SAFE;
+        }
         table[b] = class;
         b += 1;
     }
@@ -364,8 +385,22 @@ pub(crate) fn is_tchar(b: u8) -> bool {
     CLASSES[b as usize] & TCHAR != 0
 }
 
+/// Every byte of `bytes` is in `class` (one of the bits above).
+///
+/// The classes of all the bytes are ANDed together and tested once at the end: no branch per
+/// byte, so the loop costs about two instructions a byte. Stopping early at a bad byte would
+/// only pay off for bad input, which is rare and gets no fast answer anyway.
+pub(crate) fn all_in(bytes: &[u8], class: u8) -> bool {
+    bytes.iter().fold(class, |common, &b| common & CLASSES[b as usize]) != 0
+}
+
 /// Every byte is in `class`, or is a `%` followed by two hex digits.
 fn percent_ok(bytes: &[u8], class: u8) -> bool {
+    // Most strings have no `%` at all: one branch-free pass, then the byte-by-byte walk
+    // only for those that need it.
+    if all_in(bytes, class) {
+        return true;
+    }
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if CLASSES[b as usize] & class != 0 {
@@ -531,6 +566,12 @@ fn parse_length(value: &[u8]) -> Result<u64, HttpError> {
 /// address (unreserved characters, sub-delims, percent-encoding), or an IPv6 literal in
 /// brackets, then an optional port of digits.
 fn valid_host(value: &[u8]) -> bool {
+    // The common case, a name or IPv4 address without port or percent-encoding, in one
+    // branch-free pass: `:`, `[` and `%` are not HOST bytes, so the general check below
+    // would say the same.
+    if all_in(value, HOST) {
+        return true;
+    }
     let Some((host, _port)) = split_port(value) else { return false };
     match host {
         [b'[', literal @ .., b']'] => std::str::from_utf8(literal)
