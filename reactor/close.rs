@@ -118,6 +118,9 @@ impl Core {
     /// Handles closed by these close callbacks are taken in the next iteration's closing phase
     /// (the loop stays alive and does not block meanwhile).
     pub(crate) fn run_closing(&mut self) {
+        if self.closing.list.is_empty() {
+            return; // the usual case: skip the swap of the two lists
+        }
         let mut batch = mem::replace(&mut self.closing.list, mem::take(&mut self.closing.batch));
         for Closed { id, on_close, error } in batch.drain(..) {
             dispatch::run_close(self, id, on_close, error);

@@ -66,6 +66,9 @@ impl Core {
     /// Runs the callbacks deferred so far. Those they defer go to the fresh queue swapped in
     /// here, which the next iteration runs.
     pub(crate) fn run_deferred(&mut self) {
+        if self.deferred.queue.is_empty() {
+            return; // the usual case: skip the swap of the two queues
+        }
         let fresh = mem::take(&mut self.deferred.spare);
         let mut batch = mem::replace(&mut self.deferred.queue, fresh);
         while let Some(task) = batch.pop_front() {

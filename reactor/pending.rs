@@ -65,6 +65,9 @@ impl Core {
         if mem::take(&mut self.pending.inbox) {
             self.drain_inbox();
         }
+        if self.pending.handles.is_empty() {
+            return; // the usual case: nothing was left over
+        }
         let mut batch = mem::replace(&mut self.pending.handles, mem::take(&mut self.pending.batch));
         for &id in &batch {
             match self.handles.get(id).map(|handle| &handle.state) {

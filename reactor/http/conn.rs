@@ -393,6 +393,8 @@ impl HttpConn {
         let abandoned = {
             let mut state = self.shared.state.borrow_mut();
             match state.entry(self.key, self.stream) {
+                // The usual case, after every read: no response was dropped.
+                Ok(entry) if !entry.has_abandoned() => return,
                 Ok(entry) => entry.take_abandoned(),
                 Err(_) => return,
             }

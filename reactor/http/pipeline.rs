@@ -118,6 +118,12 @@ impl Entry {
         self.rare.get_or_insert_default().abandoned.push((seq, started));
     }
 
+    /// Whether a response was dropped unsent since the last [`Entry::take_abandoned`]: one
+    /// test, made after every read.
+    pub(crate) fn has_abandoned(&self) -> bool {
+        self.rare.as_ref().is_some_and(|rare| !rare.abandoned.is_empty())
+    }
+
     /// The responses dropped unanswered since the last call.
     pub(crate) fn take_abandoned(&mut self) -> Vec<(u32, bool)> {
         let Some(rare) = self.rare.as_mut() else { return Vec::new() };
