@@ -4,9 +4,12 @@
 //! - arm and cancel: 1,000 timer handles, each armed (`timer_start`, deadlines spread over a
 //!   second) and then cancelled (`timer_stop`) 1,000 times: 1,000,000 of each, the
 //!   per-request-timeout pattern. The two are timed apart, a batch of 1,000 at a time.
-//! - fire: 1,000,000 timers armed on a loop with the virtual clock (deadlines spread over a
-//!   second), then `run()`, which jumps from deadline to deadline and fires every one; the
-//!   time of `run()` alone. Arming is not counted.
+//! - fire: 1,000,000 timers armed on a loop with the virtual clock, then `run()`, which jumps
+//!   from deadline to deadline and fires every one; the time of `run()` alone (arming is not
+//!   counted). Two shapes: libuv's `million_timers` benchmark (the timeout grows by 1 ms every
+//!   1,000 timers, so timers fire in the order they were armed, which is also their order in
+//!   memory), and deadlines drawn at random over a second, so that each firing touches a timer
+//!   far in memory from the last: the worst case for the caches.
 //!
 //! Each is repeated (7 times; 3 with `--quick`) and reported as the median (min–max). The
 //! criterion bench `cargo bench --bench timers` has the same loops beside the bare timer wheel
@@ -64,6 +67,11 @@ fn arm_cancel(deadlines: &[u64]) -> Res<(f64, f64)> {
     Ok((per(arming), per(cancelling)))
 }
 
+/// libuv's `million_timers` deadlines: 1 ms more every 1,000 timers.
+fn in_order(count: usize) -> Vec<u64> {
+    (0..count as u64).map(|i| 1 + i / 1_000).collect()
+}
+
 /// Milliseconds for `run()` to fire [`TIMERS`] armed timers.
 fn fire(deadlines: &[u64]) -> Res<f64> {
     let mut lp = EventLoop::builder()
@@ -89,20 +97,24 @@ fn fire(deadlines: &[u64]) -> Res<f64> {
 /// The timers section.
 pub fn run(ctx: &Ctx) -> Res<Section> {
     let reps = if ctx.quick { 3 } else { 7 };
-    let deadlines = deadlines(TIMERS);
-    let (mut arm, mut cancel, mut fired) = (Vec::new(), Vec::new(), Vec::new());
+    let (deadlines, ordered) = (deadlines(TIMERS), in_order(TIMERS));
+    let (mut arm, mut cancel, mut fired, mut scattered) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for rep in 1..=reps {
         let (a, c) = arm_cancel(&deadlines)?;
-        let f = fire(&deadlines)?;
+        let (f, r) = (fire(&ordered)?, fire(&deadlines)?);
         eprintln!(
-            "compare: timers: {rep}/{reps}: arm {} ns, cancel {} ns, fire 1M {} ms",
+            "compare: timers: {rep}/{reps}: arm {} ns, cancel {} ns, fire 1M {} ms in order, {} \
+             ms at random",
             num(a),
             num(c),
-            num(f)
+            num(f),
+            num(r)
         );
         arm.push(a);
         cancel.push(c);
         fired.push(f);
+        scattered.push(r);
     }
     let mut out = String::new();
     let _ = writeln!(
