@@ -214,7 +214,12 @@ pub fn run(ctx: &Ctx, http: &(PathBuf, String)) -> Res<Section> {
         ratio,
         1.2,
         match (ratio, c) {
-            (Some(r), Some(c)) => format!("{} ÷ {} = {r:.2}×", num(figures[0].1), num(c.1)),
+            (Some(r), Some(c)) => format!(
+                "{} ÷ {} = {r:.2}× (the C server parses nothing: it looks for each head's end \
+                 and copies one fixed response)",
+                num(figures[0].1),
+                num(c.1)
+            ),
             _ => "n/a".into(),
         },
     );

@@ -2,8 +2,8 @@
 //! chart of one metric per peer, and a line chart of a metric against a load parameter. Both
 //! draw the median, with the min–max spread over rounds as a whisker or an error bar.
 //!
-//! The benches include this file as a module (`#[path = "support/plot.rs"] mod plot;`). A chart
-//! is a standalone SVG document without external resources, byte-identical for the same input.
+//! A chart is a standalone SVG document without external resources, byte-identical for the
+//! same input.
 //! No input panics: non-finite values are not drawn, and the rest is clamped to the axes.
 
 use std::fmt::Write as _;
