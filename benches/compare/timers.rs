@@ -130,9 +130,17 @@ pub fn run(ctx: &Ctx) -> Res<Section> {
         "| `timer_stop`, 1,000 handles × 1,000: ns each | {} | ≤ 50 |",
         cell(&cancel)
     );
-    let _ =
-        writeln!(out, "| `run()` firing 1,000,000 armed timers: ms | {} | ≤ 100 |", cell(&fired));
-    let (a, c, f) = (median(&arm), median(&cancel), median(&fired));
+    let _ = writeln!(
+        out,
+        "| `run()` firing 1,000,000 timers, libuv's `million_timers` shape: ms | {} | ≤ 100 |",
+        cell(&fired)
+    );
+    let _ = writeln!(
+        out,
+        "| `run()` firing 1,000,000 timers, random deadlines: ms | {} | |",
+        cell(&scattered)
+    );
+    let (a, c, f, r) = (median(&arm), median(&cancel), median(&fired), median(&scattered));
     let goals = vec![
         Goal::at_most("Timers: arm ≤ 50 ns", Some(a), 50.0, format!("{} ns", num(a))),
         Goal::at_most("Timers: cancel ≤ 50 ns", Some(c), 50.0, format!("{} ns", num(c))),
@@ -140,7 +148,11 @@ pub fn run(ctx: &Ctx) -> Res<Section> {
             "Timers: firing 1,000,000 ≤ 100 ms",
             Some(f),
             100.0,
-            format!("{} ms", num(f)),
+            format!(
+                "{} ms in libuv's `million_timers` shape; {} ms with random deadlines",
+                num(f),
+                num(r)
+            ),
         ),
     ];
     Ok(Section { title: "Timers".into(), markdown: out, plots: Vec::new(), goals })
