@@ -3,8 +3,8 @@
 //! with generated SVG plots.
 //!
 //! ```text
-//! cargo bench --bench compare              # everything, about 20 minutes
-//! cargo bench --bench compare -- --quick   # everything, shorter windows, about 7 minutes
+//! cargo bench --bench compare              # everything, about 15 minutes
+//! cargo bench --bench compare -- --quick   # everything, shorter windows, about 9 minutes
 //! ```
 //!
 //! Options after `--`:
