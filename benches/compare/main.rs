@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo bench --bench compare              # everything, about 15 minutes
-//! cargo bench --bench compare -- --quick   # everything, shorter windows, about 9 minutes
+//! cargo bench --bench compare -- --quick   # everything, shorter windows, about 6 minutes
 //! ```
 //!
 //! Options after `--`:
