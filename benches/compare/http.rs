@@ -27,7 +27,7 @@
 //!   install nginx-light`), or where `NGINX_BIN` names it: one process (`master_process off`,
 //!   `worker_processes 1`), access log off, `return 200 "Hello, World!"` for
 //!   `/plaintext`, a 60 s keep-alive timeout and no limit on requests per connection. Its
-//!   configuration is written into `target/peers/nginx/PORT/` at each start, with a port the
+//!   configuration is written into `target/peers/nginx/` at each start, with a port the
 //!   harness picked (nginx cannot listen on port 0).
 //! - The Node.js peer: `node benches/peers/http.js` (`http.createServer`, Nagle off, an idle
 //!   keep-alive timeout of 60 s), if `node` is on `PATH`.
@@ -618,13 +618,9 @@ fn nginx_binary() -> Res<(PathBuf, String)> {
 }
 
 /// nginx's arguments for a start on `port`: its configuration, written now into
-/// `target/peers/nginx/PORT/`.
+/// `target/peers/nginx/` (over the last run's: one server runs at a time).
 fn nginx_args(port: u16) -> Res<Vec<OsString>> {
-    let dir = load::profile_dir()?
-        .parent()
-        .ok_or("odd current_exe path")?
-        .join("peers/nginx")
-        .join(port.to_string());
+    let dir = load::profile_dir()?.parent().ok_or("odd current_exe path")?.join("peers/nginx");
     std::fs::create_dir_all(dir.join("tmp")).map_err(|e| format!("{}: {e}", dir.display()))?;
     let d = dir.display();
     let conf = format!(
