@@ -68,8 +68,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::load::{
-    self, Peer, Res, Row, Server, Start, bars, connect, cpu_ticks, io_err, machine_busy_ticks, num,
-    ratio, record, table, times,
+    self, DISTURBED, Peer, Res, Row, Server, Start, Usage, bars, connect, cpu_ticks, io_err,
+    machine_busy_ticks, num, ratio, record, table, times,
 };
 use crate::plot;
 use crate::{Ctx, Goal, Plot, Section};
@@ -87,9 +87,6 @@ const IDLE: usize = 10_000;
 const IDLE_BATCH: usize = 100;
 /// Period of the streaming pattern: a prime, so that chunk and read boundaries keep shifting.
 const PERIOD: usize = 251;
-/// A measured window during which everything else on the machine (other processes and
-/// interrupts) used more than this share of a core, in percent, is counted as disturbed.
-const DISTURBED: f64 = 25.0;
 /// Read buffer of the streaming reader.
 const READ_BUF: usize = 64 * 1024;
 
@@ -202,21 +199,8 @@ struct Window {
     rate: f64,
     /// Server CPU microseconds per unit of work.
     cpu_us_per_unit: f64,
-    /// Server and generator CPU use, percent of one core.
-    server_util: f64,
-    gen_util: f64,
-    /// Busy time of the machine that is neither (other processes, and interrupts, ours
-    /// included), percent of one core: how disturbed the window was.
-    other_util: f64,
-}
-
-impl Window {
-    fn cpu(&self) -> String {
-        format!(
-            "CPU: server {:.0}%, generator {:.0}%, all else {:.0}%",
-            self.server_util, self.gen_util, self.other_util
-        )
-    }
+    /// Where the CPU went.
+    usage: Usage,
 }
 
 /// Runs `work` on its own thread: warm-up, measured window, stop, join (the join checks the
@@ -254,13 +238,11 @@ where
     }
     let secs = (t1 - t0).as_secs_f64();
     let work = (w1 - w0) as f64;
-    let (tck, server_secs) = (ctx.tck, (s1 - s0) as f64 / ctx.tck);
+    let server_secs = (s1 - s0) as f64 / ctx.tck;
     Ok(Window {
         rate: work / secs,
         cpu_us_per_unit: server_secs * 1e6 / work,
-        server_util: 100.0 * server_secs / secs,
-        gen_util: 100.0 * (g1 - g0) as f64 / tck / secs,
-        other_util: 100.0 * (m1 - m0).saturating_sub((s1 - s0) + (g1 - g0)) as f64 / tck / secs,
+        usage: Usage::new(s1 - s0, g1 - g0, m1 - m0, ctx.tck, secs),
     })
 }
 
@@ -403,7 +385,7 @@ pub fn run(ctx: &Ctx, echo: &(PathBuf, String)) -> Res<Section> {
                         })
                         .map_err(|e| format!("{what}: {e}"))?;
                         windows += 1;
-                        disturbed += usize::from(w.other_util > DISTURBED);
+                        disturbed += usize::from(w.usage.disturbed());
                         let [rate, cpu, util, generator, other] = if scenario == 0 {
                             [
                                 Metric::Pp1Rate,
@@ -423,26 +405,32 @@ pub fn run(ctx: &Ctx, echo: &(PathBuf, String)) -> Res<Section> {
                         };
                         record(&mut samples, n, p, rate, w.rate);
                         record(&mut samples, n, p, cpu, w.cpu_us_per_unit);
-                        record(&mut samples, n, p, util, w.server_util);
-                        record(&mut samples, n, p, generator, w.gen_util);
-                        record(&mut samples, n, p, other, w.other_util);
+                        record(&mut samples, n, p, util, w.usage.server);
+                        record(&mut samples, n, p, generator, w.usage.generator);
+                        record(&mut samples, n, p, other, w.usage.other);
                         let (rate, cpu) = (num(w.rate), num(w.cpu_us_per_unit));
-                        format!("{rate} round trips/s, {cpu} µs server CPU each; {}", w.cpu())
+                        format!(
+                            "{rate} round trips/s, {cpu} µs server CPU each; {}",
+                            w.usage.describe("generator")
+                        )
                     }
                     2 => {
                         let w = timed(ctx, &server, move |done, stop| streaming(addr, done, stop))
                             .map_err(|e| format!("{what}: {e}"))?;
                         windows += 1;
-                        disturbed += usize::from(w.other_util > DISTURBED);
+                        disturbed += usize::from(w.usage.disturbed());
                         let mb_s = w.rate / 1e6;
                         let us_per_mb = w.cpu_us_per_unit * 1e6;
                         record(&mut samples, n, p, Metric::StreamRate, mb_s);
                         record(&mut samples, n, p, Metric::StreamCpu, us_per_mb);
-                        record(&mut samples, n, p, Metric::StreamUtil, w.server_util);
-                        record(&mut samples, n, p, Metric::StreamGen, w.gen_util);
-                        record(&mut samples, n, p, Metric::StreamOther, w.other_util);
+                        record(&mut samples, n, p, Metric::StreamUtil, w.usage.server);
+                        record(&mut samples, n, p, Metric::StreamGen, w.usage.generator);
+                        record(&mut samples, n, p, Metric::StreamOther, w.usage.other);
                         let (rate, cpu) = (num(mb_s), num(us_per_mb));
-                        format!("{rate} MB/s, {cpu} µs server CPU per MB; {}", w.cpu())
+                        format!(
+                            "{rate} MB/s, {cpu} µs server CPU per MB; {}",
+                            w.usage.describe("generator")
+                        )
                     }
                     _ => {
                         let (before, after, conns) =

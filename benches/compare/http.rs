@@ -99,8 +99,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::load::{
-    self, Peer, Res, Row, STOP_TIMEOUT, Server, Start, bars, connect, io_err, machine_busy_ticks,
-    num, pinned_command, ratio, record, signal_and_wait, table, times, wait_or_kill,
+    self, DISTURBED, Peer, Res, Row, STOP_TIMEOUT, Server, Start, Usage, bars, connect, io_err,
+    machine_busy_ticks, num, pinned_command, ratio, record, signal_and_wait, table, times,
+    wait_or_kill,
 };
 use crate::plot;
 use crate::{Ctx, Goal, Plot, Section};
@@ -126,9 +127,6 @@ const IDLE_BATCH: usize = 100;
 const IDLE_TIMEOUT_MS: &str = "60000";
 /// How long a `wrk` run may outlive its duration before it is killed.
 const WRK_GRACE: Duration = Duration::from_secs(15);
-/// A measured run during which everything else on the machine (other processes and
-/// interrupts) used more than this share of a core, in percent, is counted as disturbed.
-const DISTURBED: f64 = 25.0;
 /// The request of the checks and of the idle connections (`wrk` sends its own, much alike).
 pub const REQUEST: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 /// The body every server must answer it with.
@@ -396,21 +394,8 @@ struct Window {
     wrk: WrkReport,
     /// Server CPU microseconds per request.
     cpu_us: f64,
-    /// Server and `wrk` CPU use, percent of one core.
-    server_util: f64,
-    gen_util: f64,
-    /// Busy time of the machine that is neither (other processes, and interrupts, ours
-    /// included), percent of one core: how disturbed the run was.
-    other_util: f64,
-}
-
-impl Window {
-    fn cpu(&self) -> String {
-        format!(
-            "CPU: server {:.0}%, wrk {:.0}%, all else {:.0}%",
-            self.server_util, self.gen_util, self.other_util
-        )
-    }
+    /// Where the CPU went.
+    usage: Usage,
 }
 
 /// A `wrk` scenario: the keep-alive load on some connections, or the pipelined one.
@@ -487,9 +472,7 @@ fn timed(ctx: &Ctx, server: &Server, load: Load) -> Res<Window> {
     let server_secs = (s1 - s0) as f64 / ctx.tck;
     Ok(Window {
         cpu_us: server_secs * 1e6 / wrk.requests as f64,
-        server_util: 100.0 * server_secs / secs,
-        gen_util: 100.0 * (g1 - g0) as f64 / ctx.tck / secs,
-        other_util: 100.0 * (m1 - m0).saturating_sub((s1 - s0) + (g1 - g0)) as f64 / ctx.tck / secs,
+        usage: Usage::new(s1 - s0, g1 - g0, m1 - m0, ctx.tck, secs),
         wrk,
     })
 }
@@ -764,14 +747,14 @@ pub fn run(
                 let w = timed(ctx, &server, load).map_err(|e| format!("{what}: {e}"))?;
                 server.stop().map_err(|e| format!("{what}: {e}"))?;
                 windows += 1;
-                disturbed += usize::from(w.other_util > DISTURBED);
+                disturbed += usize::from(w.usage.disturbed());
                 with_errors += usize::from(w.wrk.errors > 0);
                 let mut put = |metric, value| record(&mut samples, n, p, metric, value);
                 put(Metric::Figure(load, Figure::Rate), w.wrk.rate);
                 put(Metric::Figure(load, Figure::Cpu), w.cpu_us);
-                put(Metric::Where(load, Where::Server), w.server_util);
-                put(Metric::Where(load, Where::Wrk), w.gen_util);
-                put(Metric::Where(load, Where::Other), w.other_util);
+                put(Metric::Where(load, Where::Server), w.usage.server);
+                put(Metric::Where(load, Where::Wrk), w.usage.generator);
+                put(Metric::Where(load, Where::Other), w.usage.other);
                 put(Metric::Where(load, Where::Errors), w.wrk.errors as f64);
                 let mut latency = String::new();
                 if load != Load::Pipelined {
@@ -790,7 +773,7 @@ pub fn run(
                     num(w.wrk.rate),
                     num(w.cpu_us),
                     w.wrk.errors,
-                    w.cpu()
+                    w.usage.describe("wrk")
                 );
             }
         }

@@ -334,6 +334,47 @@ impl Drop for Server {
     }
 }
 
+/// A measured window during which everything else on the machine (other processes and
+/// interrupts) used more than this share of a core, in percent, is counted as disturbed.
+pub const DISTURBED: f64 = 25.0;
+
+/// Where the CPU went during a measured window, each in percent of one core.
+pub struct Usage {
+    /// The server.
+    pub server: f64,
+    /// The load generator.
+    pub generator: f64,
+    /// Busy time of the machine that is neither (other processes, and interrupts, ours
+    /// included): how disturbed the window was.
+    pub other: f64,
+}
+
+impl Usage {
+    /// From the clock ticks of the server, of the generator and of the whole machine (busy)
+    /// over a window of `secs`.
+    pub fn new(server: u64, generator: u64, machine: u64, tck: f64, secs: f64) -> Usage {
+        let share = |ticks: u64| 100.0 * ticks as f64 / tck / secs;
+        Usage {
+            server: share(server),
+            generator: share(generator),
+            other: share(machine.saturating_sub(server + generator)),
+        }
+    }
+
+    /// Whether the rest of the machine used more than [`DISTURBED`].
+    pub fn disturbed(&self) -> bool {
+        self.other > DISTURBED
+    }
+
+    /// The progress line's part, the generator called `generator`.
+    pub fn describe(&self, generator: &str) -> String {
+        format!(
+            "CPU: server {:.0}%, {generator} {:.0}%, all else {:.0}%",
+            self.server, self.generator, self.other
+        )
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The load
 // ---------------------------------------------------------------------------------------------
