@@ -43,6 +43,12 @@ pub(crate) struct Deferred {
 }
 
 impl Deferred {
+    /// Queues `task` for this iteration's check phase, with the site it carries (for a
+    /// callback the loop defers on the user's behalf, such as a cancelled work's `done`).
+    pub(crate) fn push(&mut self, task: Task) {
+        self.queue.push_back(task);
+    }
+
     pub(crate) fn new() -> Self {
         Deferred { queue: VecDeque::new(), spare: VecDeque::new() }
     }

@@ -196,17 +196,27 @@ enum Source {
     Task { kind: &'static str },
 }
 
+/// The message of a panic, as `panic!` made it (a `&str` or a `String`).
+fn panic_str(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string panic payload)")
+}
+
+/// [`panic_str`], owned: for a panic caught off the loop thread (see [`pool`](crate::pool)).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    panic_str(payload).to_owned()
+}
+
 fn report(
     core: &mut Core,
     source: Source,
     site: &'static Location<'static>,
     payload: Box<dyn Any + Send>,
 ) {
-    let message = payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(non-string panic payload)");
+    let message = panic_str(&*payload);
     let report = PanicReport { source, site, message };
     match core.panic_hook.as_mut() {
         Some(hook) => hook(&report),

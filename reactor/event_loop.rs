@@ -46,6 +46,7 @@ use crate::close::Closing;
 use crate::deferred::Deferred;
 use crate::dispatch::{PanicHook, PanicReport};
 use crate::pending::Pending;
+use crate::pool::Pool;
 use crate::remote::Inbox;
 use crate::signal::Signals;
 use crate::slots::Slots;
@@ -85,6 +86,8 @@ pub struct Core {
     pub(crate) closing: Closing,
     pub(crate) signals: Signals,
     pub(crate) inbox: Inbox,
+    /// Work on the thread pool whose `done` is owed (see [`pool`](crate::pool)).
+    pub(crate) pool: Pool,
     pub(crate) poll: mio::Poll,
     /// The one buffer every stream and UDP socket reads into (see [`stream`](crate::stream)).
     /// Allocated on first use; lent out while `on_data` borrows from it.
@@ -211,14 +214,16 @@ impl Core {
     }
 
     /// Whether the loop has anything to do: an active, referenced handle, a closing handle, a
-    /// deferred callback, pending work, or a referenced [`Remote`](crate::Remote) or posted
-    /// closure. `run()` returns when this becomes `false` (libuv's `uv_loop_alive`).
+    /// deferred callback, pending work, a referenced [`Remote`](crate::Remote) or posted
+    /// closure, or work on the [thread pool](crate::pool) whose `done` has not run. `run()`
+    /// returns when this becomes `false` (libuv's `uv_loop_alive`).
     pub fn alive(&self) -> bool {
         self.live_handles > 0
             || !self.pending.is_empty()
             || !self.deferred.is_empty()
             || !self.closing.is_empty()
             || self.inbox.keeps_alive()
+            || self.pool.in_flight()
     }
 
     /// How long the poll phase may block: zero if callbacks are already waiting to run or the
@@ -277,6 +282,7 @@ pub struct Builder {
     virtual_clock: bool,
     events_capacity: usize,
     remote_capacity: usize,
+    thread_pool_size: usize,
 }
 
 impl Default for Builder {
@@ -285,6 +291,7 @@ impl Default for Builder {
             virtual_clock: false,
             events_capacity: DEFAULT_EVENTS_CAPACITY,
             remote_capacity: crate::remote::DEFAULT_CAPACITY,
+            thread_pool_size: 0,
         }
     }
 }
@@ -311,6 +318,13 @@ impl Builder {
         self
     }
 
+    /// How many threads the [thread pool](crate::pool) starts, over the environment's
+    /// `REACTOR_THREADPOOL_SIZE` (clamped to 1 to [`MAX_THREADS`](crate::pool::MAX_THREADS)).
+    pub fn thread_pool_size(mut self, threads: usize) -> Self {
+        self.thread_pool_size = threads.clamp(1, crate::pool::MAX_THREADS);
+        self
+    }
+
     /// Creates the loop: the poller, its waker, and empty queues.
     pub fn build(self) -> Result<EventLoop> {
         let poll = mio::Poll::new()?;
@@ -326,6 +340,7 @@ impl Builder {
             closing: Closing::new(),
             signals: Signals::new(),
             inbox,
+            pool: Pool::new(self.thread_pool_size),
             poll,
             read_buf: Vec::new(),
             spare_fd: None,

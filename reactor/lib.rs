@@ -63,6 +63,7 @@ pub mod http;
 mod io;
 pub mod listener;
 mod pending;
+pub mod pool;
 pub mod remote;
 pub mod signal;
 mod slots;
@@ -78,6 +79,7 @@ pub use error::{Error, Result};
 pub use event_loop::{Builder, Core, EventLoop};
 pub use handle::{Check, HandleId, Idle, Listener, Prepare, Signal, Stream, Timer, Udp};
 pub use listener::ListenOptions;
+pub use pool::{Work, WorkError};
 pub use remote::{PostError, PostErrorKind, Remote};
 pub use stream::{Conn, StreamHandler};
 
