@@ -58,6 +58,7 @@ pub mod deferred;
 pub mod dispatch;
 mod error;
 pub mod event_loop;
+pub mod fs;
 pub mod handle;
 pub mod http;
 mod io;

@@ -1,0 +1,180 @@
+//! File-system calls on the thread pool: each operation, its error path, and cancellation.
+
+use std::cell::RefCell;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reactor::EventLoop;
+
+/// A fresh directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("reactor-fs-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `lp` until its callbacks are done and returns what they recorded.
+fn run<T>(mut lp: EventLoop, got: Rc<RefCell<Vec<T>>>) -> Vec<T> {
+    lp.run().unwrap();
+    got.take()
+}
+
+#[test]
+fn write_then_read_a_file() {
+    let dir = Scratch::new("write-read");
+    let mut lp = EventLoop::new().unwrap();
+    let got: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let (sink, path) = (got.clone(), dir.path("a.txt"));
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let expected = data.clone();
+    lp.write_file(path.clone(), data, move |core, written| {
+        written.unwrap();
+        core.read_file(&path, move |_, read| sink.borrow_mut().push(read.unwrap())).unwrap();
+    })
+    .unwrap();
+    assert_eq!(run(lp, got), [expected]);
+}
+
+#[test]
+fn reading_a_missing_file_is_not_found() {
+    let dir = Scratch::new("missing");
+    let mut lp = EventLoop::new().unwrap();
+    let got: Rc<RefCell<Vec<io::ErrorKind>>> = Rc::default();
+    let sink = got.clone();
+    lp.read_file(dir.path("nope"), move |_, r| sink.borrow_mut().push(r.unwrap_err().kind()))
+        .unwrap();
+    assert_eq!(run(lp, got), [io::ErrorKind::NotFound]);
+}
+
+#[test]
+fn metadata_of_a_file_and_of_a_missing_one() {
+    let dir = Scratch::new("metadata");
+    std::fs::write(dir.path("f"), b"12345").unwrap();
+    let mut lp = EventLoop::new().unwrap();
+    let got: Rc<RefCell<Vec<String>>> = Rc::default();
+    let sink = got.clone();
+    lp.metadata(dir.path("f"), move |_, m| {
+        let m = m.unwrap();
+        sink.borrow_mut().push(format!("file {} {}", m.is_file(), m.len()));
+    })
+    .unwrap();
+    let sink = got.clone();
+    lp.metadata(dir.path("g"), move |_, m| {
+        sink.borrow_mut().push(format!("{:?}", m.unwrap_err().kind()))
+    })
+    .unwrap();
+    let mut got = run(lp, got);
+    got.sort();
+    assert_eq!(got, ["NotFound", "file true 5"]);
+}
+
+#[test]
+fn create_dir_read_dir_rename_and_remove() {
+    let dir = Scratch::new("dirs");
+    let mut lp = EventLoop::new().unwrap();
+    let got: Rc<RefCell<Vec<String>>> = Rc::default();
+    let (sink, d) = (got.clone(), dir.path("sub"));
+    lp.create_dir(d.clone(), move |core, made| {
+        made.unwrap();
+        std::fs::write(d.join("b"), b"").unwrap();
+        std::fs::write(d.join("a"), b"").unwrap();
+        let (from, to) = (d.join("a"), d.join("c"));
+        core.rename(&from, &to, move |core, renamed| {
+            renamed.unwrap();
+            core.remove_file(d.join("b"), move |core, removed| {
+                removed.unwrap();
+                core.read_dir(&d, move |_, entries| {
+                    let names = entries.unwrap().iter().map(|e| e.file_name()).collect::<Vec<_>>();
+                    sink.borrow_mut().push(format!("{names:?}"));
+                })
+                .unwrap();
+            })
+            .unwrap();
+        })
+        .unwrap();
+    })
+    .unwrap();
+    assert_eq!(run(lp, got), [r#"["c"]"#]);
+}
+
+#[test]
+fn the_error_paths_of_create_dir_rename_remove_and_read_dir() {
+    let dir = Scratch::new("errors");
+    std::fs::write(dir.path("file"), b"x").unwrap();
+    let mut lp = EventLoop::new().unwrap();
+    let got: Rc<RefCell<Vec<String>>> = Rc::default();
+    let record = |what: &'static str| {
+        let sink = got.clone();
+        move |_: &mut reactor::Core, r: io::Result<()>| {
+            sink.borrow_mut().push(format!("{what}: {:?}", r.unwrap_err().kind()));
+        }
+    };
+    // A directory that exists already; one whose parent is a file.
+    lp.create_dir(dir.path("file"), record("mkdir existing")).unwrap();
+    lp.create_dir(dir.path("file/sub"), record("mkdir under a file")).unwrap();
+    lp.rename(dir.path("nope"), dir.path("x"), record("rename missing")).unwrap();
+    lp.remove_file(dir.path("nope"), record("unlink missing")).unwrap();
+    let sink = got.clone();
+    lp.read_dir(dir.path("file"), move |_, r| {
+        sink.borrow_mut().push(format!("readdir of a file: {:?}", r.unwrap_err().kind()));
+    })
+    .unwrap();
+    let mut got = run(lp, got);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "mkdir existing: AlreadyExists",
+            "mkdir under a file: NotADirectory",
+            "readdir of a file: NotADirectory",
+            "rename missing: NotFound",
+            "unlink missing: NotFound",
+        ]
+    );
+}
+
+#[test]
+fn a_cancelled_file_call_reports_interrupted() {
+    let dir = Scratch::new("cancel");
+    // One pool thread, held by a job until the test lets it go, so the read stays queued.
+    let mut lp = EventLoop::builder().thread_pool_size(1).build().unwrap();
+    let (started_tx, started_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    lp.queue_work(
+        move || {
+            started_tx.send(()).unwrap();
+            let _ = release_rx.recv_timeout(Duration::from_secs(10));
+        },
+        |_, _| {},
+    )
+    .unwrap();
+    let got: Rc<RefCell<Vec<io::ErrorKind>>> = Rc::default();
+    let sink = got.clone();
+    let read = lp
+        .read_file(Path::new(&dir.path("never")), move |_, r| {
+            sink.borrow_mut().push(r.unwrap_err().kind())
+        })
+        .unwrap();
+    started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    lp.cancel_work(read).unwrap();
+    release_tx.send(()).unwrap();
+    assert_eq!(run(lp, got), [io::ErrorKind::Interrupted]);
+}
