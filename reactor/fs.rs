@@ -23,13 +23,21 @@
 //! plain `std::fs` calls) an error of kind `Other`. Paths are copied into the job, so the caller
 //! keeps its own.
 //!
-//! The calls are whole operations, like Node's `fs.readFile`: [`Core::read_file`],
-//! [`Core::write_file`], [`Core::metadata`], [`Core::create_dir`], [`Core::read_dir`],
-//! [`Core::rename`] and [`Core::remove_file`].
+//! Whole operations, like Node's `fs.readFile`: [`Core::read_file`], [`Core::write_file`],
+//! [`Core::metadata`], [`Core::create_dir`], [`Core::read_dir`], [`Core::rename`] and
+//! [`Core::remove_file`].
+//!
+//! And open files, for reading or writing a file in pieces (a large file served in chunks):
+//! [`Core::open`] gives a `File` (shared as an `Arc<File>`, since each job needs its own
+//! handle on it), [`Core::read_at`] and [`Core::write_at`] work at an offset (`pread(2)`,
+//! `pwrite(2)`, so that jobs on one file do not share a position), and [`Core::close_file`] closes
+//! it on the pool too, since `close(2)` can block on some file systems.
 
-use std::fs::{self, DirEntry, Metadata};
+use std::fs::{self, DirEntry, File, Metadata, OpenOptions};
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::Result;
 use crate::event_loop::Core;
@@ -143,5 +151,80 @@ impl Core {
     ) -> Result<Work> {
         let path = path.as_ref().to_path_buf();
         self.fs_job(move || fs::remove_file(path), done)
+    }
+
+    /// Opens `path` with `options` (`OpenOptions::open`); the `File` is the callback's.
+    #[track_caller]
+    pub fn open(
+        &mut self,
+        path: impl AsRef<Path>,
+        options: OpenOptions,
+        done: impl FnOnce(&mut Core, io::Result<File>) + 'static,
+    ) -> Result<Work> {
+        let path = path.as_ref().to_path_buf();
+        self.fs_job(move || options.open(path), done)
+    }
+
+    /// Reads up to `len` bytes of `file` at `offset` (`pread(2)`); fewer only at the end of
+    /// the file, and none there.
+    #[track_caller]
+    pub fn read_at(
+        &mut self,
+        file: Arc<File>,
+        offset: u64,
+        len: usize,
+        done: impl FnOnce(&mut Core, io::Result<Vec<u8>>) + 'static,
+    ) -> Result<Work> {
+        self.fs_job(
+            move || {
+                let mut buf = vec![0; len];
+                let mut filled = 0;
+                // `pread` may return less than asked before the end (a signal, a pipe-like
+                // file): read on until the buffer is full or a read returns 0.
+                while filled < len {
+                    match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                buf.truncate(filled);
+                Ok(buf)
+            },
+            done,
+        )
+    }
+
+    /// Writes all of `data` to `file` at `offset` (`pwrite(2)`, repeated until all is
+    /// written).
+    #[track_caller]
+    pub fn write_at(
+        &mut self,
+        file: Arc<File>,
+        offset: u64,
+        data: Vec<u8>,
+        done: impl FnOnce(&mut Core, io::Result<()>) + 'static,
+    ) -> Result<Work> {
+        self.fs_job(move || file.write_all_at(&data, offset), done)
+    }
+
+    /// Drops this `Arc` of `file` on the pool: the file is closed there if it was the last
+    /// one, so a `close(2)` that blocks (on a network file system, say) blocks a pool thread
+    /// and not the loop. `close(2)`'s own error is not reported (std's `File` has no call for
+    /// it); where durability matters, `sync_all` through [`Core::queue_work`] first.
+    #[track_caller]
+    pub fn close_file(
+        &mut self,
+        file: Arc<File>,
+        done: impl FnOnce(&mut Core, io::Result<()>) + 'static,
+    ) -> Result<Work> {
+        self.fs_job(
+            move || {
+                drop(file);
+                Ok(())
+            },
+            done,
+        )
     }
 }

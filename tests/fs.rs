@@ -178,3 +178,61 @@ fn a_cancelled_file_call_reports_interrupted() {
     release_tx.send(()).unwrap();
     assert_eq!(run(lp, got), [io::ErrorKind::Interrupted]);
 }
+
+#[test]
+fn an_open_file_is_written_and_read_at_offsets_then_closed() {
+    let dir = Scratch::new("open");
+    let path = dir.path("pieces");
+    let mut lp = EventLoop::new().unwrap();
+    let got: Rc<RefCell<Vec<String>>> = Rc::default();
+    let sink = got.clone();
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(true);
+    lp.open(&path, options, move |core, file| {
+        let file = std::sync::Arc::new(file.unwrap());
+        // The second half first: writes at an offset need no shared position.
+        core.write_at(file.clone(), 5, b"world".to_vec(), move |core, r| {
+            r.unwrap();
+            core.write_at(file.clone(), 0, b"hello".to_vec(), move |core, r| {
+                r.unwrap();
+                // Asking past the end gives what is there.
+                core.read_at(file.clone(), 0, 100, move |core, read| {
+                    sink.borrow_mut().push(String::from_utf8(read.unwrap()).unwrap());
+                    core.close_file(file, move |_, closed| {
+                        closed.unwrap();
+                        sink.borrow_mut().push("closed".into());
+                    })
+                    .unwrap();
+                })
+                .unwrap();
+            })
+            .unwrap();
+        })
+        .unwrap();
+    })
+    .unwrap();
+    assert_eq!(run(lp, got), ["helloworld", "closed"]);
+    assert_eq!(std::fs::read(&path).unwrap(), b"helloworld");
+}
+
+#[test]
+fn reading_at_the_end_gives_nothing_and_opening_a_missing_file_fails() {
+    let dir = Scratch::new("open-errors");
+    std::fs::write(dir.path("short"), b"abc").unwrap();
+    let file = std::sync::Arc::new(std::fs::File::open(dir.path("short")).unwrap());
+    let mut lp = EventLoop::new().unwrap();
+    let got: Rc<RefCell<Vec<String>>> = Rc::default();
+    let sink = got.clone();
+    lp.read_at(file, 3, 10, move |_, r| {
+        sink.borrow_mut().push(format!("at end: {:?}", r.unwrap()))
+    })
+    .unwrap();
+    let sink = got.clone();
+    lp.open(dir.path("missing"), std::fs::OpenOptions::new().read(true).clone(), move |_, r| {
+        sink.borrow_mut().push(format!("open: {:?}", r.unwrap_err().kind()));
+    })
+    .unwrap();
+    let mut got = run(lp, got);
+    got.sort();
+    assert_eq!(got, ["at end: []", "open: NotFound"]);
+}
