@@ -4,10 +4,11 @@ use std::cell::RefCell;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use reactor::EventLoop;
+
+mod util;
+use util::BusyPool;
 
 /// A fresh directory for one test, removed when dropped.
 struct Scratch(PathBuf);
@@ -156,16 +157,7 @@ fn a_cancelled_file_call_reports_interrupted() {
     let dir = Scratch::new("cancel");
     // One pool thread, held by a job until the test lets it go, so the read stays queued.
     let mut lp = EventLoop::builder().thread_pool_size(1).build().unwrap();
-    let (started_tx, started_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    lp.queue_work(
-        move || {
-            started_tx.send(()).unwrap();
-            let _ = release_rx.recv_timeout(Duration::from_secs(10));
-        },
-        |_, _| {},
-    )
-    .unwrap();
+    let busy = BusyPool::hold(&mut lp, |_, _| {});
     let got: Rc<RefCell<Vec<io::ErrorKind>>> = Rc::default();
     let sink = got.clone();
     let read = lp
@@ -173,9 +165,8 @@ fn a_cancelled_file_call_reports_interrupted() {
             sink.borrow_mut().push(r.unwrap_err().kind())
         })
         .unwrap();
-    started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     lp.cancel_work(read).unwrap();
-    release_tx.send(()).unwrap();
+    busy.release();
     assert_eq!(run(lp, got), [io::ErrorKind::Interrupted]);
 }
 

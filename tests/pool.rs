@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use reactor::{Error, EventLoop, WorkError};
 
+mod util;
+use util::BusyPool;
+
 /// A loop with a pool of `threads`.
 fn pool_loop(threads: usize) -> EventLoop {
     EventLoop::builder().thread_pool_size(threads).build().unwrap()
@@ -78,19 +81,9 @@ fn a_panic_in_work_reaches_done_as_an_error() {
 fn queued_work_can_be_cancelled_and_running_work_cannot() {
     // One thread, held busy by the first job until the test lets it go.
     let mut lp = pool_loop(1);
-    let (started_tx, started_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
     let order: Rc<RefCell<Vec<String>>> = Rc::default();
     let log = order.clone();
-    let busy = lp
-        .queue_work(
-            move || {
-                started_tx.send(()).unwrap();
-                release_rx.recv_timeout(Duration::from_secs(10)).is_ok()
-            },
-            move |_, r| log.borrow_mut().push(format!("busy {r:?}")),
-        )
-        .unwrap();
+    let busy = BusyPool::hold(&mut lp, move |_, r| log.borrow_mut().push(format!("busy {r:?}")));
     let ran = Arc::new(AtomicBool::new(false));
     let ran_in_work = ran.clone();
     let log = order.clone();
@@ -100,10 +93,9 @@ fn queued_work_can_be_cancelled_and_running_work_cannot() {
             move |_, r| log.borrow_mut().push(format!("queued {r:?}")),
         )
         .unwrap();
-    started_rx.recv_timeout(Duration::from_secs(10)).expect("the first job started");
 
     // The running job: busy. The queued one: cancelled, and its done not run inside the call.
-    let err = lp.cancel_work(busy).unwrap_err();
+    let err = lp.cancel_work(busy.work).unwrap_err();
     assert!(matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::ResourceBusy), "{err:?}");
     lp.cancel_work(queued).unwrap();
     assert!(order.borrow().is_empty(), "done ran inside cancel_work");
@@ -111,7 +103,7 @@ fn queued_work_can_be_cancelled_and_running_work_cannot() {
     let err = lp.cancel_work(queued).unwrap_err();
     assert!(matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::NotFound), "{err:?}");
 
-    release_tx.send(()).unwrap();
+    busy.release();
     lp.run().unwrap();
     let mut order = order.take();
     order.sort();
@@ -191,16 +183,7 @@ fn timers_keep_their_schedule_while_a_hundred_slow_jobs_run() {
 #[test]
 fn dropping_the_loop_drops_queued_work_unrun() {
     let mut lp = pool_loop(1);
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let (started_tx, started_rx) = mpsc::channel();
-    lp.queue_work(
-        move || {
-            started_tx.send(()).unwrap();
-            let _ = release_rx.recv_timeout(Duration::from_secs(10));
-        },
-        |_, _| {},
-    )
-    .unwrap();
+    let busy = BusyPool::hold(&mut lp, |_, _| {});
     let ran = Arc::new(AtomicUsize::new(0));
     let dropped = Arc::new(AtomicUsize::new(0));
     struct Flag(Arc<AtomicUsize>);
@@ -220,10 +203,9 @@ fn dropping_the_loop_drops_queued_work_unrun() {
         )
         .unwrap();
     }
-    started_rx.recv_timeout(Duration::from_secs(10)).expect("the first job started");
     drop(lp);
     assert_eq!(dropped.load(Ordering::SeqCst), 3, "queued work was not dropped with the loop");
-    release_tx.send(()).unwrap();
+    busy.release();
     assert_eq!(ran.load(Ordering::SeqCst), 0, "queued work ran after the loop was dropped");
 }
 

@@ -457,17 +457,7 @@ pub fn run(ctx: &Ctx, echo: &(PathBuf, String)) -> Res<Section> {
 
     let mut out = notes;
     let names: Vec<&str> = peers.iter().map(|p| p.name).collect();
-    let _ = writeln!(
-        out,
-        "- {} rounds (interleaved: {}, per scenario), each run on a fresh server: {:.2} s \
-         warm-up, {} s measured; cells are median (min–max) over rounds; ratios are of the \
-         medians; took {:.0} s",
-        ctx.rounds,
-        names.join(", "),
-        ctx.warmup.as_secs_f64(),
-        ctx.secs,
-        started.elapsed().as_secs_f64()
-    );
+    load::write_rounds(&mut out, ctx, &peers, ctx.secs, started);
     let _ = writeln!(
         out,
         "- disturbed windows (the rest of the machine above {DISTURBED}% of a core, see the \

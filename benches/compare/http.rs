@@ -818,16 +818,12 @@ pub fn run(
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "- {} rounds (interleaved: {}, per scenario), each run on a fresh server: {:.2} s \
-         warm-up, {} s measured; cells are median (min–max) over rounds; ratios are of the \
-         medians; took {:.0} s",
-        ctx.rounds,
-        names.join(", "),
-        ctx.warmup.as_secs_f64(),
+    load::write_rounds(
+        &mut out,
+        ctx,
+        &peers,
         if scaling { secs.max(SCALE_SECS) } else { secs },
-        started.elapsed().as_secs_f64()
+        started,
     );
     if windows > 0 {
         let _ = writeln!(

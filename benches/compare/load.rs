@@ -202,6 +202,28 @@ pub fn write_setup(out: &mut String, command: &str, cpus: usize, pinning: &str, 
     );
 }
 
+/// The section's line on its rounds: how many, interleaved over which peers, the warm-up and
+/// the measured window (`secs`), and how long the section took since `started`.
+pub fn write_rounds(
+    out: &mut String,
+    ctx: &crate::Ctx,
+    peers: &[Peer],
+    secs: u64,
+    started: Instant,
+) {
+    let names: Vec<&str> = peers.iter().map(|p| p.name).collect();
+    let _ = writeln!(
+        out,
+        "- {} rounds (interleaved: {}, per scenario), each run on a fresh server: {:.2} s \
+         warm-up, {secs} s measured; cells are median (min–max) over rounds; ratios are of the \
+         medians; took {:.0} s",
+        ctx.rounds,
+        names.join(", "),
+        ctx.warmup.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// The header's line on a peer: `Ok` with what runs, or `Err` with why the table has no
 /// column for it.
 pub fn write_peer(out: &mut String, name: &str, note: Result<&str, &str>) {

@@ -91,3 +91,39 @@ impl Watchdog {
         Watchdog { _disarm: disarm }
     }
 }
+
+/// One pool thread held by a job until [`BusyPool::release`]: with a pool of one thread, work
+/// queued after it waits in the queue, where it can be cancelled or dropped.
+pub struct BusyPool {
+    /// The holding job.
+    pub work: reactor::Work,
+    release: mpsc::Sender<()>,
+}
+
+impl BusyPool {
+    /// Queues the holding job on `lp`'s pool, and waits (at most 10 s) until a thread runs it.
+    /// `done` gets whether the job was released (rather than given up after 10 s).
+    pub fn hold(
+        lp: &mut EventLoop,
+        done: impl FnOnce(&mut reactor::Core, Result<bool, reactor::WorkError>) + 'static,
+    ) -> BusyPool {
+        let (started_tx, started_rx) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let work = lp
+            .queue_work(
+                move || {
+                    started_tx.send(()).unwrap();
+                    release_rx.recv_timeout(Duration::from_secs(10)).is_ok()
+                },
+                done,
+            )
+            .unwrap();
+        started_rx.recv_timeout(Duration::from_secs(10)).expect("the holding job started");
+        BusyPool { work, release }
+    }
+
+    /// Lets the holding job finish.
+    pub fn release(self) {
+        let _ = self.release.send(());
+    }
+}
