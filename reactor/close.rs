@@ -109,6 +109,7 @@ impl Core {
             // Closing the socket (when the slot is freed) is all it takes.
             State::Listener(_) | State::Udp(_) => {}
             State::Stream(_) => return Ok(Stopped::Flushing),
+            State::Process(_) => self.process_stop(id),
         }
         Ok(Stopped::Now)
     }

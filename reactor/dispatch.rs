@@ -37,10 +37,12 @@ use std::io;
 use std::mem;
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe, Location};
+use std::process::ExitStatus;
 
 use crate::event_loop::Core;
-use crate::handle::{HandleId, Signal, State, Stream, Timer, Udp};
+use crate::handle::{HandleId, Process, Signal, State, Stream, Timer, Udp};
 use crate::listener::AcceptFn;
+use crate::process::ExitFn;
 use crate::stream::{Conn, StreamHandler};
 use crate::udp::UdpFn;
 
@@ -63,6 +65,8 @@ pub(crate) enum Callback {
     Stream(Box<dyn StreamHandler>),
     Listener(AcceptFn),
     Udp(UdpFn),
+    /// A process handle's `on_exit`, until it has run.
+    Process(Option<ExitFn>),
     /// The callback is running (or the handle has none).
     Taken,
 }
@@ -77,6 +81,8 @@ pub(crate) enum Event<'a> {
     Accept(Stream),
     /// A UDP socket received a datagram.
     Datagram(&'a [u8], SocketAddr),
+    /// A child process ended (or its status could not be collected).
+    Exit(io::Result<ExitStatus>),
 }
 
 /// The [`StreamHandler`] method to call (`on_close` is called by [`run_close`]).
@@ -134,6 +140,11 @@ pub(crate) fn run_handle(core: &mut Core, id: HandleId, event: Event<'_>) {
             }
         }
         (Callback::Udp(f), Event::Datagram(data, peer)) => f(core, Udp(id), data, peer),
+        (Callback::Process(on_exit), Event::Exit(status)) => {
+            if let Some(on_exit) = on_exit.take() {
+                on_exit(core, Process(id), status);
+            }
+        }
         // A callback of another kind than the event: nothing to call.
         _ => {}
     }));

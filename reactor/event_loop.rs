@@ -36,7 +36,9 @@
 //! re-enter the loop. `EventLoop` owns a `Core` and dereferences to it, so the same calls work
 //! on the loop before it runs.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
@@ -45,8 +47,10 @@ use crate::clock::Clock;
 use crate::close::Closing;
 use crate::deferred::Deferred;
 use crate::dispatch::{PanicHook, PanicReport};
+use crate::handle::HandleId;
 use crate::pending::Pending;
 use crate::pool::Pool;
+use crate::process::Processes;
 use crate::remote::Inbox;
 use crate::signal::Signals;
 use crate::slots::Slots;
@@ -88,6 +92,11 @@ pub struct Core {
     pub(crate) inbox: Inbox,
     /// Work on the thread pool whose `done` is owed (see [`pool`](crate::pool)).
     pub(crate) pool: Pool,
+    /// Child processes to collect when they exit (see [`process`](crate::process)).
+    pub(crate) processes: Processes,
+    /// The addresses still to try of the streams connecting to one of several (see
+    /// [`Core::connect_any`]), last first.
+    pub(crate) addresses_left: HashMap<HandleId, Vec<SocketAddr>>,
     pub(crate) poll: mio::Poll,
     /// The one buffer every stream and UDP socket reads into (see [`stream`](crate::stream)).
     /// Allocated on first use; lent out while `on_data` borrows from it.
@@ -341,6 +350,8 @@ impl Builder {
             signals: Signals::new(),
             inbox,
             pool: Pool::new(self.thread_pool_size),
+            processes: Processes::new(),
+            addresses_left: HashMap::new(),
             poll,
             read_buf: Vec::new(),
             spare_fd: None,

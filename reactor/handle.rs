@@ -37,6 +37,7 @@ use std::panic::Location;
 use crate::dispatch::Callback;
 use crate::event_loop::Core;
 use crate::listener::ListenerState;
+use crate::process::ProcessState;
 use crate::stream::StreamState;
 use crate::timer::TimerState;
 use crate::udp::UdpState;
@@ -140,6 +141,10 @@ typed_id!(
     /// A UDP socket, created by [`Core::udp_bind`]. See [`udp`](crate::udp).
     Udp
 );
+typed_id!(
+    /// A child process, started by [`Core::spawn`]. See [`process`](crate::process).
+    Process
+);
 
 /// One slab entry: everything the loop knows about a handle.
 pub(crate) struct Handle {
@@ -164,6 +169,7 @@ pub(crate) enum State {
     Stream(StreamState),
     Listener(ListenerState),
     Udp(UdpState),
+    Process(ProcessState),
 }
 
 impl Handle {
@@ -180,7 +186,7 @@ impl Handle {
     }
 
     /// The kind's name, as used in reports: "timer", "idle", "prepare", "check", "signal",
-    /// "stream", "listener", "udp".
+    /// "stream", "listener", "udp", "process".
     pub(crate) fn kind(&self) -> &'static str {
         match &self.state {
             State::Timer(_) => "timer",
@@ -189,6 +195,7 @@ impl Handle {
             State::Stream(_) => "stream",
             State::Listener(_) => "listener",
             State::Udp(_) => "udp",
+            State::Process(_) => "process",
         }
     }
 

@@ -124,12 +124,7 @@ impl Core {
         if handle.active {
             return Ok(());
         }
-        if self.signals.pipe.is_none() {
-            let pipe = SignalPipe::new()?;
-            let mut source = mio::unix::SourceFd(&pipe.read_fd());
-            self.poll.registry().register(&mut source, SIGNALS, mio::Interest::READABLE)?;
-            self.signals.pipe = Some(pipe);
-        }
+        self.open_signal_pipe()?;
         sys::watch(signum)?;
         self.signals.watching.push((signum, id));
         self.set_active(id, true);
@@ -150,6 +145,17 @@ impl Core {
         Ok(())
     }
 
+    /// Creates this loop's self-pipe and registers it with the poller, once.
+    pub(crate) fn open_signal_pipe(&mut self) -> Result<()> {
+        if self.signals.pipe.is_none() {
+            let pipe = SignalPipe::new()?;
+            let mut source = mio::unix::SourceFd(&pipe.read_fd());
+            self.poll.registry().register(&mut source, SIGNALS, mio::Interest::READABLE)?;
+            self.signals.pipe = Some(pipe);
+        }
+        Ok(())
+    }
+
     /// The self-pipe is readable: run the callbacks for every signal that arrived.
     pub(crate) fn deliver_signals(&mut self) {
         let Some(pipe) = self.signals.pipe.as_mut() else { return };
@@ -157,6 +163,10 @@ impl Core {
         // Reads until WouldBlock, as edge-triggered readiness requires. The pipe holds at most
         // one page of bytes, so this is bounded.
         pipe.read_signals(&mut received);
+        if received.contains(&SIGCHLD) {
+            // A child of this loop may have exited (see `process`).
+            self.reap_children();
+        }
         let mut batch = mem::take(&mut self.signals.batch);
         for &signum in &received {
             // Collect, then call: callbacks may start and stop signal handles.

@@ -89,6 +89,7 @@ use crate::event_loop::Core;
 use crate::handle::{Handle, HandleId, State, Stream, Timer};
 use crate::{Error, Result, sys};
 
+mod connect;
 mod paths;
 mod socket;
 

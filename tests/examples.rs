@@ -383,3 +383,91 @@ fn sigterm_makes_each_example_exit_0() {
     let status = echo.terminate();
     assert_eq!(status.code(), Some(0), "echo: {status}");
 }
+
+/// Runs example `name` with `args` to its end (killed, and the test failed, after
+/// [`TIMEOUT`]); its status and what it printed.
+fn run_to_end(name: &str, args: &[&str]) -> (ExitStatus, String, String) {
+    let child = Command::new(example_path(name))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot start example {name}: {err}"));
+    let pid = child.id();
+    let (done, output) = mpsc::channel();
+    thread::spawn(move || done.send(child.wait_with_output()));
+    match output.recv_timeout(TIMEOUT) {
+        Ok(Ok(out)) => {
+            let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+            (out.status, text(out.stdout), text(out.stderr))
+        }
+        Ok(Err(err)) => panic!("{name}: {err}"),
+        Err(_) => {
+            let _ = kill(pid, 9); // SIGKILL
+            panic!("{name} {args:?} did not finish within {TIMEOUT:?}");
+        }
+    }
+}
+
+#[test]
+fn spawn_streams_the_childs_output_and_exits_with_its_code() {
+    let script = "echo out; echo err >&2; echo more; exit 7";
+    let (status, out, err) = run_to_end("spawn", &["sh", "-c", script]);
+    assert_eq!(status.code(), Some(7), "stderr: {err}");
+    assert_eq!(out, "out\nmore\n");
+    assert!(err.starts_with("err\n") && err.contains("exited with code 7"), "{err:?}");
+}
+
+#[test]
+fn spawn_reports_a_killing_signal_as_128_plus_its_number() {
+    let (status, _, err) = run_to_end("spawn", &["sh", "-c", "kill -TERM $$"]);
+    assert_eq!(status.code(), Some(128 + SIGTERM));
+    assert!(err.contains("killed by signal 15"), "{err:?}");
+}
+
+#[test]
+fn spawn_of_a_missing_command_exits_127_and_bad_usage_2() {
+    let (status, _, err) = run_to_end("spawn", &["/nonexistent/command"]);
+    assert_eq!(status.code(), Some(127));
+    assert!(err.contains("/nonexistent/command") && err.contains("No such file"), "{err:?}");
+    let (status, _, err) = run_to_end("spawn", &[]);
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("usage"), "{err:?}");
+}
+
+#[test]
+fn http_get_fetches_from_the_http_example_by_name() {
+    let server = Server::start("http", &["127.0.0.1:0"]);
+    let port = server.addr.port();
+    let url = format!("http://localhost:{port}/");
+    let (status, out, err) = run_to_end("http_get", &[&url]);
+    assert!(status.success(), "stderr: {err}");
+    assert_eq!(out, "Hello, World!");
+    assert!(err.starts_with("HTTP/1.1 200 OK\n") && err.contains("Content-Length: 13"), "{err}");
+    // A chunked body is decoded.
+    let (status, out, err) = run_to_end("http_get", &[&format!("http://127.0.0.1:{port}/chunked")]);
+    assert!(status.success(), "stderr: {err}");
+    assert_eq!(out, "Hello, World!");
+    assert!(err.contains("Transfer-Encoding: chunked"), "{err}");
+    // An error status is a failure, with its body still printed.
+    let (status, _, err) = run_to_end("http_get", &[&format!("http://localhost:{port}/nope")]);
+    assert_eq!(status.code(), Some(1));
+    assert!(err.starts_with("HTTP/1.1 404"), "{err}");
+}
+
+#[test]
+fn http_get_reports_refused_connections_unknown_hosts_and_bad_urls() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (status, out, err) = run_to_end("http_get", &[&format!("http://localhost:{port}/")]);
+    assert_eq!((status.code(), out.as_str()), (Some(1), ""));
+    assert!(err.contains("refused"), "{err:?}");
+    let (status, _, err) = run_to_end("http_get", &["http://no-such-host.invalid/"]);
+    assert_eq!(status.code(), Some(1));
+    assert!(err.starts_with("http_get: "), "{err:?}");
+    for bad in ["https://localhost/", "localhost:80", "http://:80/", "http://h:99999/"] {
+        let (status, _, err) = run_to_end("http_get", &[bad]);
+        assert_eq!(status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("usage"), "{bad}: {err:?}");
+    }
+}

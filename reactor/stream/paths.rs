@@ -22,7 +22,11 @@ impl Core {
                 Ok(Some(err)) | Err(err) => err,
                 Ok(None) => io::Error::other("socket error"),
             };
-            self.finish_stream(id, Some(err), None);
+            if state.connecting {
+                self.connect_next(id, err);
+            } else {
+                self.finish_stream(id, Some(err), None);
+            }
             return;
         }
         if state.connecting && !self.finish_connect(id) {
@@ -61,9 +65,12 @@ impl Core {
             // A spurious wake-up: still connecting.
             Err(err) if err.kind() == io::ErrorKind::NotConnected => return false,
             Err(err) => {
-                self.finish_stream(id, Some(err), None);
+                self.connect_next(id, err);
                 return false;
             }
+        }
+        if !self.addresses_left.is_empty() {
+            self.addresses_left.remove(&id);
         }
         if self.handles.get(id).is_some_and(|handle| !handle.closing) {
             dispatch::run_handle(self, id, Event::Stream(StreamEvent::Open));
@@ -293,6 +300,9 @@ impl Core {
         state.finished = true;
         state.queue = None;
         handle.closing = true;
+        if !self.addresses_left.is_empty() {
+            self.addresses_left.remove(&id);
+        }
         if let Some(linger) = state.linger.take() {
             let _ = self.close(linger.timer);
             on_close = on_close.or(linger.on_close);

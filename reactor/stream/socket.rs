@@ -10,6 +10,8 @@ pub(crate) enum Socket {
     Unix(mio::net::UnixStream),
     /// A connect that failed before a socket existed; the stream is closing with the error.
     Failed,
+    /// A connect by name whose addresses are being looked up (see [`dns`](crate::dns)).
+    Resolving,
 }
 
 fn not_connected() -> io::Error {
@@ -21,7 +23,7 @@ impl Socket {
         match self {
             Socket::Tcp(s) => s.read(buf),
             Socket::Unix(s) => s.read(buf),
-            Socket::Failed => Err(not_connected()),
+            Socket::Failed | Socket::Resolving => Err(not_connected()),
         }
     }
 
@@ -32,7 +34,7 @@ impl Socket {
             (Socket::Unix(s), [one]) => s.write(one),
             (Socket::Tcp(s), _) => s.write_vectored(bufs),
             (Socket::Unix(s), _) => s.write_vectored(bufs),
-            (Socket::Failed, _) => Err(not_connected()),
+            (Socket::Failed | Socket::Resolving, _) => Err(not_connected()),
         }
     }
 
@@ -40,7 +42,7 @@ impl Socket {
         match self {
             Socket::Tcp(s) => s.shutdown(Shutdown::Write),
             Socket::Unix(s) => s.shutdown(Shutdown::Write),
-            Socket::Failed => Err(not_connected()),
+            Socket::Failed | Socket::Resolving => Err(not_connected()),
         }
     }
 
@@ -48,7 +50,7 @@ impl Socket {
         match self {
             Socket::Tcp(s) => s.take_error(),
             Socket::Unix(s) => s.take_error(),
-            Socket::Failed => Err(not_connected()),
+            Socket::Failed | Socket::Resolving => Err(not_connected()),
         }
     }
 
@@ -57,7 +59,7 @@ impl Socket {
         match self {
             Socket::Tcp(s) => s.peer_addr().map(drop),
             Socket::Unix(s) => s.peer_addr().map(drop),
-            Socket::Failed => Err(not_connected()),
+            Socket::Failed | Socket::Resolving => Err(not_connected()),
         }
     }
 
@@ -72,7 +74,7 @@ impl Socket {
         match self {
             Socket::Tcp(s) => Some(s),
             Socket::Unix(s) => Some(s),
-            Socket::Failed => None,
+            Socket::Failed | Socket::Resolving => None,
         }
     }
 }
