@@ -77,7 +77,8 @@ pub struct EventLoop {
 /// drive each kind of handle are documented with that kind: [timers](crate::timer),
 /// [watchers](crate::watchers), [signals](crate::signal), [deferred callbacks](crate::deferred),
 /// [cross-thread posts](crate::remote), [closing](crate::close), [streams](crate::stream),
-/// [listeners](crate::listener), [UDP sockets](crate::udp).
+/// [listeners](crate::listener), [UDP sockets](crate::udp), [pool work](crate::pool),
+/// [files](crate::fs), [names](crate::dns), [child processes](crate::process).
 pub struct Core {
     pub(crate) handles: Slots,
     /// Handles that are active and referenced: the count behind [`Core::alive`].

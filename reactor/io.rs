@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! epoll_wait ──▶ mio::Events ──▶ token ──┬─ WAKER    ──▶ drain the Remote inbox ──▶ posted closures
-//!                                        ├─ SIGNALS  ──▶ read the self-pipe     ──▶ signal callbacks
+//!                                        ├─ SIGNALS  ──▶ read the self-pipe     ──▶ signal callbacks,
+//!                                        │                                          SIGCHLD: reap children
 //!                                        └─ (slot, generation) ──▶ slab lookup ──┬─ stream:   flush, read
 //!                                              (stale: dropped)                  ├─ listener: accept
 //!                                                                                └─ udp:      flush, receive

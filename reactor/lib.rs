@@ -32,7 +32,8 @@
 //!   poll (I/O callbacks), check, closing. [`event_loop`] shows the function that does it and
 //!   `docs/ARCHITECTURE.md` draws it.
 //! - **Handles** are ids: (slot, generation) pairs, typed per kind ([`Timer`], [`Idle`],
-//!   [`Prepare`], [`Check`], [`Signal`], [`Stream`], [`Listener`], [`Udp`]). A stale id gets
+//!   [`Prepare`], [`Check`], [`Signal`], [`Stream`], [`Listener`], [`Udp`], [`Process`]). A
+//!   stale id gets
 //!   [`Error::Closed`], never another handle. See [`handle`].
 //! - **Streams** ([`stream`], [`listener`]) read into one loop-wide buffer, try writes on the
 //!   socket before queueing them, and apply backpressure with watermarks, `on_drain` and
@@ -43,7 +44,9 @@
 //! - **One place calls user code** ([`dispatch`]). A panic in a callback is caught there: the
 //!   handle is closed, the panic is reported through a hook, and the loop goes on.
 //! - **Never block the loop.** Other threads talk to it only through [`Remote`]; signals arrive
-//!   through a self-pipe ([`signal`]).
+//!   through a self-pipe ([`signal`]); blocking work (files in [`fs`], name lookups in [`dns`])
+//!   runs on a [thread pool](pool) and comes back as a callback; child processes ([`process`])
+//!   are collected when `SIGCHLD` says so.
 //!
 //! The crate is Linux-first (epoll through mio, a self-pipe for signals) and needs a 64-bit
 //! target.
