@@ -227,3 +227,34 @@ fn reading_at_the_end_gives_nothing_and_opening_a_missing_file_fails() {
     got.sort();
     assert_eq!(got, ["at end: []", "open: NotFound"]);
 }
+
+/// Whether this process runs as root, whom file modes do not stop (`/proc/self/status`).
+fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status.lines().find_map(|line| line.strip_prefix("Uid:"));
+    uid.and_then(|ids| ids.split_whitespace().nth(1)) == Some("0")
+}
+
+#[test]
+fn permission_denied_reaches_the_callback() {
+    let dir = Scratch::new("denied");
+    let mut lp = EventLoop::new().unwrap();
+    let got: Rc<RefCell<Vec<io::ErrorKind>>> = Rc::default();
+    // Even root may not unlink a procfs entry: the kernel answers EPERM, which Rust counts as
+    // `PermissionDenied` like EACCES.
+    let sink = got.clone();
+    lp.remove_file("/proc/self/stat", move |_, r| sink.borrow_mut().push(r.unwrap_err().kind()))
+        .unwrap();
+    let mut expected = vec![io::ErrorKind::PermissionDenied];
+    // File modes stop everyone but root (test runs in CI containers usually are root).
+    if !is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let secret = dir.path("secret");
+        std::fs::write(&secret, b"x").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let sink = got.clone();
+        lp.read_file(secret, move |_, r| sink.borrow_mut().push(r.unwrap_err().kind())).unwrap();
+        expected.push(io::ErrorKind::PermissionDenied);
+    }
+    assert_eq!(run(lp, got), expected);
+}
