@@ -10,7 +10,7 @@ use std::time::Duration;
 use reactor::{Conn, Core, Error, EventLoop, Stream, StreamHandler};
 
 mod util;
-use util::{Log, within};
+use util::{BusyPool, Log, within};
 
 /// Echoes everything back.
 struct Echo;
@@ -182,5 +182,21 @@ fn a_stream_closed_while_its_name_resolves_never_opens() {
         lp.close(stream).unwrap();
         lp.run().unwrap();
         assert_eq!(log.take(), ["closed None"]);
+    });
+}
+
+#[test]
+fn a_lookup_cancelled_while_queued_reports_interrupted() {
+    within(Duration::from_secs(20), || {
+        let mut lp = EventLoop::builder().thread_pool_size(1).build().unwrap();
+        let busy = BusyPool::hold(&mut lp, |_, _| {});
+        let got = Rc::new(RefCell::new(None));
+        let sink = got.clone();
+        let work = lp.resolve("localhost", 80, move |_, r| *sink.borrow_mut() = Some(r)).unwrap();
+        lp.cancel_work(work).unwrap();
+        busy.release();
+        lp.run().unwrap();
+        let err = got.take().expect("done ran").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Interrupted);
     });
 }
