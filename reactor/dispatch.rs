@@ -39,7 +39,8 @@ use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe, Location};
 
 use crate::event_loop::Core;
-use crate::handle::{HandleId, Signal, State, Stream, Timer, Udp};
+use crate::fs_event::{FsEvent, FsWatchFn};
+use crate::handle::{FsWatch, HandleId, Signal, State, Stream, Timer, Udp};
 use crate::listener::AcceptFn;
 use crate::stream::{Conn, StreamHandler};
 use crate::udp::UdpFn;
@@ -63,6 +64,7 @@ pub(crate) enum Callback {
     Stream(Box<dyn StreamHandler>),
     Listener(AcceptFn),
     Udp(UdpFn),
+    FsWatch(FsWatchFn),
     /// The callback is running (or the handle has none).
     Taken,
 }
@@ -77,6 +79,8 @@ pub(crate) enum Event<'a> {
     Accept(Stream),
     /// A UDP socket received a datagram.
     Datagram(&'a [u8], SocketAddr),
+    /// A watched file or directory changed.
+    Fs(FsEvent<'a>),
 }
 
 /// The [`StreamHandler`] method to call (`on_close` is called by [`run_close`]).
@@ -134,6 +138,7 @@ pub(crate) fn run_handle(core: &mut Core, id: HandleId, event: Event<'_>) {
             }
         }
         (Callback::Udp(f), Event::Datagram(data, peer)) => f(core, Udp(id), data, peer),
+        (Callback::FsWatch(f), Event::Fs(event)) => f(core, FsWatch(id), &event),
         // A callback of another kind than the event: nothing to call.
         _ => {}
     }));
@@ -248,7 +253,7 @@ impl PanicReport<'_> {
     }
 
     /// What kind of callback panicked: a handle kind ("timer", "idle", "prepare", "check",
-    /// "signal", "stream", "listener", "udp"), "deferred" or "posted".
+    /// "signal", "stream", "listener", "udp", "fs_watch"), "deferred" or "posted".
     pub fn kind(&self) -> &'static str {
         match self.source {
             Source::Handle { kind, .. } | Source::Close { kind, .. } | Source::Task { kind } => {

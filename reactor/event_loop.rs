@@ -45,6 +45,7 @@ use crate::clock::Clock;
 use crate::close::Closing;
 use crate::deferred::Deferred;
 use crate::dispatch::{PanicHook, PanicReport};
+use crate::fs_event::FsEvents;
 use crate::pending::Pending;
 use crate::pool::Pool;
 use crate::remote::Inbox;
@@ -73,7 +74,8 @@ pub struct EventLoop {
 /// drive each kind of handle are documented with that kind: [timers](crate::timer),
 /// [watchers](crate::watchers), [signals](crate::signal), [deferred callbacks](crate::deferred),
 /// [cross-thread posts](crate::remote), [closing](crate::close), [streams](crate::stream),
-/// [listeners](crate::listener), [UDP sockets](crate::udp).
+/// [listeners](crate::listener), [UDP sockets](crate::udp),
+/// [file-system events](crate::fs_event).
 pub struct Core {
     pub(crate) handles: Slots,
     /// Handles that are active and referenced: the count behind [`Core::alive`].
@@ -85,6 +87,8 @@ pub struct Core {
     pub(crate) deferred: Deferred,
     pub(crate) closing: Closing,
     pub(crate) signals: Signals,
+    /// The inotify instance and which handles are on each of its watches.
+    pub(crate) fs_events: FsEvents,
     pub(crate) inbox: Inbox,
     /// Work on the thread pool whose `done` is owed (see [`pool`](crate::pool)).
     pub(crate) pool: Pool,
@@ -339,6 +343,7 @@ impl Builder {
             deferred: Deferred::new(),
             closing: Closing::new(),
             signals: Signals::new(),
+            fs_events: FsEvents::new(),
             inbox,
             pool: Pool::new(self.thread_pool_size),
             poll,

@@ -36,6 +36,7 @@ use std::panic::Location;
 
 use crate::dispatch::Callback;
 use crate::event_loop::Core;
+use crate::fs_event::FsWatchState;
 use crate::listener::ListenerState;
 use crate::stream::StreamState;
 use crate::timer::TimerState;
@@ -140,6 +141,11 @@ typed_id!(
     /// A UDP socket, created by [`Core::udp_bind`]. See [`udp`](crate::udp).
     Udp
 );
+typed_id!(
+    /// A watched file or directory, created by [`Core::fs_watch`]. See
+    /// [`fs_event`](crate::fs_event).
+    FsWatch
+);
 
 /// One slab entry: everything the loop knows about a handle.
 pub(crate) struct Handle {
@@ -164,6 +170,7 @@ pub(crate) enum State {
     Stream(StreamState),
     Listener(ListenerState),
     Udp(UdpState),
+    FsWatch(FsWatchState),
 }
 
 impl Handle {
@@ -180,7 +187,7 @@ impl Handle {
     }
 
     /// The kind's name, as used in reports: "timer", "idle", "prepare", "check", "signal",
-    /// "stream", "listener", "udp".
+    /// "stream", "listener", "udp", "fs_watch".
     pub(crate) fn kind(&self) -> &'static str {
         match &self.state {
             State::Timer(_) => "timer",
@@ -189,6 +196,7 @@ impl Handle {
             State::Stream(_) => "stream",
             State::Listener(_) => "listener",
             State::Udp(_) => "udp",
+            State::FsWatch(_) => "fs_watch",
         }
     }
 

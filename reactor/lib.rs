@@ -32,8 +32,8 @@
 //!   poll (I/O callbacks), check, closing. [`event_loop`] shows the function that does it and
 //!   `docs/ARCHITECTURE.md` draws it.
 //! - **Handles** are ids: (slot, generation) pairs, typed per kind ([`Timer`], [`Idle`],
-//!   [`Prepare`], [`Check`], [`Signal`], [`Stream`], [`Listener`], [`Udp`]). A stale id gets
-//!   [`Error::Closed`], never another handle. See [`handle`].
+//!   [`Prepare`], [`Check`], [`Signal`], [`Stream`], [`Listener`], [`Udp`], [`FsWatch`]). A
+//!   stale id gets [`Error::Closed`], never another handle. See [`handle`].
 //! - **Streams** ([`stream`], [`listener`]) read into one loop-wide buffer, try writes on the
 //!   socket before queueing them, and apply backpressure with watermarks, `on_drain` and
 //!   pause/resume. [`udp`] does the same for datagrams.
@@ -43,7 +43,8 @@
 //! - **One place calls user code** ([`dispatch`]). A panic in a callback is caught there: the
 //!   handle is closed, the panic is reported through a hook, and the loop goes on.
 //! - **Never block the loop.** Other threads talk to it only through [`Remote`]; signals arrive
-//!   through a self-pipe ([`signal`]).
+//!   through a self-pipe ([`signal`]), changes to files and directories through inotify
+//!   ([`fs_event`]).
 //!
 //! The crate is Linux-first (epoll through mio, a self-pipe for signals) and needs a 64-bit
 //! target.
@@ -59,6 +60,7 @@ pub mod dispatch;
 mod error;
 pub mod event_loop;
 pub mod fs;
+pub mod fs_event;
 pub mod handle;
 pub mod http;
 mod io;
@@ -78,7 +80,8 @@ pub mod watchers;
 pub use dispatch::PanicReport;
 pub use error::{Error, Result};
 pub use event_loop::{Builder, Core, EventLoop};
-pub use handle::{Check, HandleId, Idle, Listener, Prepare, Signal, Stream, Timer, Udp};
+pub use fs_event::{FsEvent, FsEventKind};
+pub use handle::{Check, FsWatch, HandleId, Idle, Listener, Prepare, Signal, Stream, Timer, Udp};
 pub use listener::ListenOptions;
 pub use pool::{Work, WorkError};
 pub use remote::{PostError, PostErrorKind, Remote};
