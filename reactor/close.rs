@@ -17,8 +17,8 @@
 //! # The contract (libuv's `uv_close`)
 //!
 //! - `close` stops the handle at once (a timer is disarmed, a watcher or signal handle
-//!   stopped, a listener stops accepting, a stream stops reading), so none of its callbacks
-//!   runs after `close` returns, except the close callbacks.
+//!   stopped, a file-system watch removed, a listener stops accepting, a stream stops reading),
+//!   so none of its callbacks runs after `close` returns, except the close callbacks.
 //! - The close callback runs in the closing phase of the same iteration, after every I/O
 //!   callback of the pass, and never inside `close` itself. Only then is the slot freed and the
 //!   id becomes stale.
@@ -106,6 +106,7 @@ impl Core {
             State::Timer(_) => self.timer_stop(Timer(id))?,
             State::Watcher(_) => self.watcher_stop(id)?,
             State::Signal(_) => self.signal_stop(Signal(id))?,
+            State::FsWatch(_) => self.fs_watch_stop(id)?,
             // Closing the socket (when the slot is freed) is all it takes.
             State::Listener(_) | State::Udp(_) => {}
             State::Stream(_) => return Ok(Stopped::Flushing),

@@ -40,7 +40,8 @@ use std::panic::{self, AssertUnwindSafe, Location};
 use std::process::ExitStatus;
 
 use crate::event_loop::Core;
-use crate::handle::{HandleId, Process, Signal, State, Stream, Timer, Udp};
+use crate::fs_event::{FsEvent, FsWatchFn};
+use crate::handle::{FsWatch, HandleId, Process, Signal, State, Stream, Timer, Udp};
 use crate::listener::AcceptFn;
 use crate::process::ExitFn;
 use crate::stream::{Conn, StreamHandler};
@@ -67,6 +68,8 @@ pub(crate) enum Callback {
     Udp(UdpFn),
     /// A process handle's `on_exit`, until it has run.
     Process(Option<ExitFn>),
+    /// A file-system watch's callback.
+    FsWatch(FsWatchFn),
     /// The callback is running (or the handle has none).
     Taken,
 }
@@ -83,6 +86,8 @@ pub(crate) enum Event<'a> {
     Datagram(&'a [u8], SocketAddr),
     /// A child process ended (or its status could not be collected).
     Exit(io::Result<ExitStatus>),
+    /// A watched file or directory changed.
+    Fs(FsEvent<'a>),
 }
 
 /// The [`StreamHandler`] method to call (`on_close` is called by [`run_close`]).
@@ -145,6 +150,7 @@ pub(crate) fn run_handle(core: &mut Core, id: HandleId, event: Event<'_>) {
                 on_exit(core, Process(id), status);
             }
         }
+        (Callback::FsWatch(f), Event::Fs(event)) => f(core, FsWatch(id), &event),
         // A callback of another kind than the event: nothing to call.
         _ => {}
     }));
@@ -259,7 +265,7 @@ impl PanicReport<'_> {
     }
 
     /// What kind of callback panicked: a handle kind ("timer", "idle", "prepare", "check",
-    /// "signal", "stream", "listener", "udp"), "deferred" or "posted".
+    /// "signal", "stream", "listener", "udp", "fs_watch"), "deferred" or "posted".
     pub fn kind(&self) -> &'static str {
         match self.source {
             Source::Handle { kind, .. } | Source::Close { kind, .. } | Source::Task { kind } => {

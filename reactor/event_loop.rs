@@ -47,6 +47,7 @@ use crate::clock::Clock;
 use crate::close::Closing;
 use crate::deferred::Deferred;
 use crate::dispatch::{PanicHook, PanicReport};
+use crate::fs_event::FsEvents;
 use crate::handle::HandleId;
 use crate::pending::Pending;
 use crate::pool::Pool;
@@ -78,7 +79,8 @@ pub struct EventLoop {
 /// [watchers](crate::watchers), [signals](crate::signal), [deferred callbacks](crate::deferred),
 /// [cross-thread posts](crate::remote), [closing](crate::close), [streams](crate::stream),
 /// [listeners](crate::listener), [UDP sockets](crate::udp), [pool work](crate::pool),
-/// [files](crate::fs), [names](crate::dns), [child processes](crate::process).
+/// [files](crate::fs), [names](crate::dns), [child processes](crate::process),
+/// [file-system events](crate::fs_event).
 pub struct Core {
     pub(crate) handles: Slots,
     /// Handles that are active and referenced: the count behind [`Core::alive`].
@@ -90,6 +92,8 @@ pub struct Core {
     pub(crate) deferred: Deferred,
     pub(crate) closing: Closing,
     pub(crate) signals: Signals,
+    /// The inotify instance and which handles are on each of its watches.
+    pub(crate) fs_events: FsEvents,
     pub(crate) inbox: Inbox,
     /// Work on the thread pool whose `done` is owed (see [`pool`](crate::pool)).
     pub(crate) pool: Pool,
@@ -349,6 +353,7 @@ impl Builder {
             deferred: Deferred::new(),
             closing: Closing::new(),
             signals: Signals::new(),
+            fs_events: FsEvents::new(),
             inbox,
             pool: Pool::new(self.thread_pool_size),
             processes: Processes::new(),

@@ -36,6 +36,7 @@ use std::panic::Location;
 
 use crate::dispatch::Callback;
 use crate::event_loop::Core;
+use crate::fs_event::FsWatchState;
 use crate::listener::ListenerState;
 use crate::process::ProcessState;
 use crate::stream::StreamState;
@@ -145,6 +146,11 @@ typed_id!(
     /// A child process, started by [`Core::spawn`]. See [`process`](crate::process).
     Process
 );
+typed_id!(
+    /// A watched file or directory, created by [`Core::fs_watch`]. See
+    /// [`fs_event`](crate::fs_event).
+    FsWatch
+);
 
 /// One slab entry: everything the loop knows about a handle.
 pub(crate) struct Handle {
@@ -170,6 +176,7 @@ pub(crate) enum State {
     Listener(ListenerState),
     Udp(UdpState),
     Process(ProcessState),
+    FsWatch(FsWatchState),
 }
 
 impl Handle {
@@ -186,7 +193,7 @@ impl Handle {
     }
 
     /// The kind's name, as used in reports: "timer", "idle", "prepare", "check", "signal",
-    /// "stream", "listener", "udp", "process".
+    /// "stream", "listener", "udp", "process", "fs_watch".
     pub(crate) fn kind(&self) -> &'static str {
         match &self.state {
             State::Timer(_) => "timer",
@@ -196,6 +203,7 @@ impl Handle {
             State::Listener(_) => "listener",
             State::Udp(_) => "udp",
             State::Process(_) => "process",
+            State::FsWatch(_) => "fs_watch",
         }
     }
 

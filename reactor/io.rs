@@ -9,6 +9,7 @@
 //! epoll_wait ──▶ mio::Events ──▶ token ──┬─ WAKER    ──▶ drain the Remote inbox ──▶ posted closures
 //!                                        ├─ SIGNALS  ──▶ read the self-pipe     ──▶ signal callbacks,
 //!                                        │                                          SIGCHLD: reap children
+//!                                        ├─ FS_EVENTS ─▶ read inotify           ──▶ fs watch callbacks
 //!                                        └─ (slot, generation) ──▶ slab lookup ──┬─ stream:   flush, read
 //!                                              (stale: dropped)                  ├─ listener: accept
 //!                                                                                └─ udp:      flush, receive
@@ -25,6 +26,8 @@ use crate::handle::{HandleId, State};
 pub(crate) const WAKER: mio::Token = mio::Token(usize::MAX);
 /// The token of the signal self-pipe (see [`signal`](crate::signal)).
 pub(crate) const SIGNALS: mio::Token = mio::Token(usize::MAX - 1);
+/// The token of the loop's inotify instance (see [`fs_event`](crate::fs_event)).
+pub(crate) const FS_EVENTS: mio::Token = mio::Token(usize::MAX - 2);
 
 impl Core {
     /// Polls for readiness for at most `timeout` (`None`: until an event) and dispatches the
@@ -56,6 +59,7 @@ impl Core {
             match event.token() {
                 WAKER => self.drain_inbox(),
                 SIGNALS => self.deliver_signals(),
+                FS_EVENTS => self.read_fs_events(),
                 token => self.socket_ready(HandleId::from_token(token), event),
             }
         }

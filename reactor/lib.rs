@@ -32,9 +32,8 @@
 //!   poll (I/O callbacks), check, closing. [`event_loop`] shows the function that does it and
 //!   `docs/ARCHITECTURE.md` draws it.
 //! - **Handles** are ids: (slot, generation) pairs, typed per kind ([`Timer`], [`Idle`],
-//!   [`Prepare`], [`Check`], [`Signal`], [`Stream`], [`Listener`], [`Udp`], [`Process`]). A
-//!   stale id gets
-//!   [`Error::Closed`], never another handle. See [`handle`].
+//!   [`Prepare`], [`Check`], [`Signal`], [`Stream`], [`Listener`], [`Udp`], [`Process`],
+//!   [`FsWatch`]). A stale id gets [`Error::Closed`], never another handle. See [`handle`].
 //! - **Streams** ([`stream`], [`listener`]) read into one loop-wide buffer, try writes on the
 //!   socket before queueing them, and apply backpressure with watermarks, `on_drain` and
 //!   pause/resume. [`udp`] does the same for datagrams.
@@ -44,9 +43,10 @@
 //! - **One place calls user code** ([`dispatch`]). A panic in a callback is caught there: the
 //!   handle is closed, the panic is reported through a hook, and the loop goes on.
 //! - **Never block the loop.** Other threads talk to it only through [`Remote`]; signals arrive
-//!   through a self-pipe ([`signal`]); blocking work (files in [`fs`], name lookups in [`dns`])
-//!   runs on a [thread pool](pool) and comes back as a callback; child processes ([`process`])
-//!   are collected when `SIGCHLD` says so.
+//!   through a self-pipe ([`signal`]), changes to files and directories through inotify
+//!   ([`fs_event`]); blocking work (files in [`fs`], name lookups in [`dns`]) runs on a
+//!   [thread pool](pool) and comes back as a callback; child processes ([`process`]) are
+//!   collected when `SIGCHLD` says so.
 //!
 //! The crate is Linux-first (epoll through mio, a self-pipe for signals) and needs a 64-bit
 //! target.
@@ -63,6 +63,7 @@ pub mod dns;
 mod error;
 pub mod event_loop;
 pub mod fs;
+pub mod fs_event;
 pub mod handle;
 pub mod http;
 mod io;
@@ -83,7 +84,10 @@ pub mod watchers;
 pub use dispatch::PanicReport;
 pub use error::{Error, Result};
 pub use event_loop::{Builder, Core, EventLoop};
-pub use handle::{Check, HandleId, Idle, Listener, Prepare, Process, Signal, Stream, Timer, Udp};
+pub use fs_event::{FsEvent, FsEventKind};
+pub use handle::{
+    Check, FsWatch, HandleId, Idle, Listener, Prepare, Process, Signal, Stream, Timer, Udp,
+};
 pub use listener::ListenOptions;
 pub use pool::{Work, WorkError};
 pub use remote::{PostError, PostErrorKind, Remote};

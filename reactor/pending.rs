@@ -7,7 +7,8 @@
 //! next iteration continues the work, again within its budget.
 //!
 //! What it remembers: the rest of the cross-thread inbox (closures posted through a
-//! [`Remote`](crate::Remote) beyond one iteration's budget), and sockets whose budget ran out:
+//! [`Remote`](crate::Remote) beyond one iteration's budget), the rest of the file-system events
+//! ([`FS_EVENT_BUDGET`](crate::fs_event::FS_EVENT_BUDGET)), and sockets whose budget ran out:
 //! a stream with more to read ([`READ_BUDGET`](crate::stream::READ_BUDGET)), a listener with
 //! more connections waiting ([`ACCEPT_BUDGET`](crate::listener::ACCEPT_BUDGET)), a UDP socket
 //! with more datagrams ([`RECV_BUDGET`](crate::udp::RECV_BUDGET)). A stream whose reading was
@@ -22,6 +23,8 @@ use crate::handle::{HandleId, State};
 pub(crate) struct Pending {
     /// The inbox had more posted closures than one iteration may run.
     inbox: bool,
+    /// The inotify queue had more events than one iteration may read.
+    fs_events: bool,
     /// Sockets to continue, in the order they stopped.
     handles: Vec<HandleId>,
     /// Reused buffer for the phase runner.
@@ -34,16 +37,21 @@ pub(crate) struct Pending {
 
 impl Pending {
     pub(crate) fn new() -> Self {
-        Pending { inbox: false, handles: Vec::new(), batch: Vec::new(), pass: 0 }
+        Pending { inbox: false, fs_events: false, handles: Vec::new(), batch: Vec::new(), pass: 0 }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        !self.inbox && self.handles.is_empty()
+        !self.inbox && !self.fs_events && self.handles.is_empty()
     }
 
     /// Remember to continue draining the inbox next iteration.
     pub(crate) fn push_inbox(&mut self) {
         self.inbox = true;
+    }
+
+    /// Remember to continue reading file-system events next iteration.
+    pub(crate) fn push_fs_events(&mut self) {
+        self.fs_events = true;
     }
 
     /// The number of the current iteration's pending phase.
@@ -64,6 +72,9 @@ impl Core {
         self.pending.pass = self.pending.pass.wrapping_add(1);
         if mem::take(&mut self.pending.inbox) {
             self.drain_inbox();
+        }
+        if mem::take(&mut self.pending.fs_events) {
+            self.read_fs_events();
         }
         if self.pending.handles.is_empty() {
             return; // the usual case: nothing was left over

@@ -3,5 +3,6 @@
 //! Everything outside this module is checked by `#![deny(unsafe_code)]` in `lib.rs`. Each
 //! `unsafe` block here carries a `// SAFETY:` comment saying why it is sound.
 
+pub(crate) mod inotify;
 pub(crate) mod net;
 pub(crate) mod signal;
