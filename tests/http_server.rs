@@ -1553,6 +1553,35 @@ fn a_response_waiting_behind_one_that_closes_the_connection_learns_it_is_closed(
     });
 }
 
+#[test]
+fn a_loop_dropped_while_a_response_waits_for_drain_frees_the_response_and_its_callback() {
+    within(LIMIT, || {
+        let (mut fx, probe, events) = pump_server();
+        let gone = Rc::downgrade(&probe);
+        drop(probe);
+        let addr = fx.addr;
+        let client = serve(&mut fx.lp, move || {
+            let mut client = Client::connect(addr);
+            client.send(get("/large"));
+            loop {
+                match events.recv_timeout(IO_TIMEOUT).expect("the server to block") {
+                    Pumped::Blocked(_, queued) if queued > 0 => break,
+                    Pumped::Blocked(..) => {}
+                    Pumped::Closed => panic!("the connection closed"),
+                }
+            }
+            // Kept open until the loop is gone.
+            client
+        });
+        // The waiting response holds the server, which holds it: dropping the loop must end
+        // that cycle, or the probe (held by the server's handler and the drain callback)
+        // would outlive everything.
+        drop(fx);
+        assert!(gone.upgrade().is_none(), "the server and its drain waiter were leaked");
+        drop(client);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helpers: the loop side
 // ---------------------------------------------------------------------------------------------
