@@ -376,7 +376,8 @@ impl Core {
     /// Writes `data` to the stream: straight to the socket if nothing is queued, the rest into
     /// the write queue, flushed when the socket is writable. Returns `Ok(false)` when the queue
     /// is past the high watermark: stop writing until `on_drain`. Nothing is ever dropped while
-    /// the stream is open.
+    /// the stream is open. An empty `data` writes nothing and asks only that question (its
+    /// `false` is followed by `on_drain` too).
     ///
     /// Errors: [`Error::Closed`] once the stream is closing (also after a write error, which
     /// `on_close` reports), and `BrokenPipe` after [`Core::shutdown`].
@@ -395,7 +396,11 @@ impl Core {
         }
         let total: usize = bufs.iter().map(|buf| buf.len()).sum();
         if total == 0 {
-            return Ok(state.queued() <= state.high_water as usize);
+            // An empty write asks "may I write?"; a `false` owes an `on_drain`, as for any
+            // other write.
+            let below = state.queued() <= state.high_water as usize;
+            state.needs_drain |= !below;
+            return Ok(below);
         }
         let mut sent = 0;
         let idle = state.queue.is_none() && !state.connecting;

@@ -1,9 +1,9 @@
 //! The HTTP server through its library API, over real loopback sockets: what only a handler
 //! written against `reactor::http` can show. Responses answered late, out of order, from
 //! another connection's callback, after the client half-closed or after the connection is
-//! gone, streamed, dropped or invalid; streamed, aborted and refused request bodies; the
-//! `ServerConfig` limits and timeouts; graceful shutdown; the pipeline depth; a panicking
-//! handler.
+//! gone, streamed (waiting for drain), dropped or invalid; streamed, aborted and refused
+//! request bodies; the `ServerConfig` limits and timeouts; graceful shutdown; the pipeline
+//! depth; a panicking handler.
 //!
 //! (The `http` example binary is tested as a black box in `tests/http_example.rs`.)
 //!
@@ -1242,6 +1242,343 @@ fn a_panic_in_the_handler_closes_only_its_connection() {
         let reports = reports.borrow();
         assert_eq!(reports.len(), 1, "{reports:?}");
         assert!(reports[0].contains("boom"), "{reports:?}");
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 15. Backpressure: a streamed response waits for its output to drain
+// ---------------------------------------------------------------------------------------------
+
+/// The size of each piece a [`pump`] writes.
+const PIECE: usize = 16 * 1024;
+
+/// A streamed body larger than anything the loopback socket buffers can absorb (the receive
+/// window of a client that does not read stays small, the send buffer grows to 4 MiB at most).
+const LARGE: usize = 64 * 1024 * 1024;
+
+/// What a [`pump`] tells the client thread.
+#[derive(Debug, PartialEq)]
+enum Pumped {
+    /// `write` said stop after this many body bytes, with this many bytes queued on the
+    /// stream; the pump waits for drain.
+    Blocked(usize, usize),
+    /// A drain callback learned that the connection is gone.
+    Closed,
+}
+
+/// What the pumps of a test saw, on the loop side.
+#[derive(Default)]
+struct Probe {
+    /// `on_drain` calls, and their callbacks by outcome.
+    waits: Cell<usize>,
+    drained: Cell<usize>,
+    closed: Cell<usize>,
+    /// The most the stream held queued after a write.
+    max_queued: Cell<usize>,
+    /// Set while `on_drain` runs: its callback must never run inside it.
+    inside: Cell<bool>,
+    events: RefCell<Option<mpsc::Sender<Pumped>>>,
+    log: Log,
+}
+
+impl Probe {
+    fn tell(&self, event: Pumped) {
+        if let Some(events) = self.events.borrow().as_ref() {
+            let _ = events.send(event);
+        }
+    }
+}
+
+/// The bytes `from..from + len` of a [`pattern`] body, made piece by piece.
+fn pattern_at(from: usize, len: usize) -> Vec<u8> {
+    (from..from + len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Streams bytes `sent..total` of a pattern body in [`PIECE`]s; when `write` says stop, waits
+/// for drain and goes on from its callback. Ends the response at `total`.
+fn pump(core: &mut Core, mut res: Response, mut sent: usize, total: usize, probe: Rc<Probe>) {
+    while sent < total {
+        let len = PIECE.min(total - sent);
+        let Ok(more) = res.write(core, &pattern_at(sent, len)) else {
+            // The connection is gone (the client reset it while we were writing).
+            probe.log.borrow_mut().push(format!("write failed after {sent}"));
+            return probe.tell(Pumped::Closed);
+        };
+        sent += len;
+        let queued = core.queued_bytes(res.stream()).expect("the stream is open");
+        probe.max_queued.set(probe.max_queued.get().max(queued));
+        if !more && sent < total {
+            probe.waits.set(probe.waits.get() + 1);
+            probe.tell(Pumped::Blocked(sent, queued));
+            probe.log.borrow_mut().push(format!("blocked after {sent}"));
+            probe.inside.set(true);
+            let again = probe.clone();
+            res.on_drain(core, move |core, res| {
+                assert!(!again.inside.get(), "the drain callback ran inside on_drain");
+                match res {
+                    Ok(res) => {
+                        again.drained.set(again.drained.get() + 1);
+                        pump(core, res, sent, total, again);
+                    }
+                    Err(err) => {
+                        assert!(matches!(err, Error::Closed(_)), "{err}");
+                        again.closed.set(again.closed.get() + 1);
+                        again.log.borrow_mut().push(format!("closed after {sent}"));
+                        again.tell(Pumped::Closed);
+                    }
+                }
+            });
+            probe.inside.set(false);
+            return;
+        }
+    }
+    res.end(core).expect("end the body");
+    probe.log.borrow_mut().push(format!("ended at {sent}"));
+}
+
+/// Checks that `body` is the first `len` bytes of a [`pattern`], comparing a period at a time
+/// (64 MiB byte by byte is slow in a debug build).
+#[track_caller]
+fn assert_pattern(body: &[u8], len: usize, what: &str) {
+    let period = pattern(251 * 256);
+    for (i, piece) in body.chunks(period.len()).enumerate() {
+        if piece != &period[..piece.len()] {
+            assert_same(
+                piece,
+                &period[..piece.len()],
+                &format!("{what}, from {}", i * period.len()),
+            );
+        }
+    }
+    assert_eq!(body.len(), len, "{what}: length");
+}
+
+/// Starts a [`pump`] of `total` bytes with a `Content-Length`.
+fn start_pump(core: &mut Core, mut res: Response, total: usize, probe: Rc<Probe>) {
+    let length = total.to_string();
+    let headers = [("Content-Type", "application/octet-stream"), ("Content-Length", &length)];
+    res.start(core, 200, &headers).expect("start the body");
+    pump(core, res, 0, total, probe);
+}
+
+/// A server that answers `GET /large` with a [`LARGE`] pumped body (any other path with a
+/// 256 KiB one); and the probe, whose events go to the returned receiver.
+fn pump_server() -> (Fixture, Rc<Probe>, mpsc::Receiver<Pumped>) {
+    let probe = Rc::new(Probe::default());
+    let (events, rx) = mpsc::channel();
+    *probe.events.borrow_mut() = Some(events);
+    let pumps = probe.clone();
+    let handler = move |core: &mut Core, req: &Request<'_>, res: Response| {
+        let total = if req.path() == "/large" { LARGE } else { 256 * 1024 };
+        start_pump(core, res, total, pumps.clone());
+    };
+    (start(ServerConfig::default(), handler), probe, rx)
+}
+
+#[test]
+fn a_large_response_to_a_client_that_does_not_read_waits_for_drain_and_resumes() {
+    within(LIMIT, || {
+        let (mut fx, probe, events) = pump_server();
+        let addr = fx.addr;
+        serve(&mut fx.lp, move || {
+            let mut client = Client::connect(addr);
+            client.send(get("/large"));
+            // Not a byte read yet: the server must stop by itself, long before the end, with
+            // output queued on the stream (the first stop may be the read's batch).
+            let sent = loop {
+                match events.recv_timeout(IO_TIMEOUT).expect("the server to block") {
+                    Pumped::Blocked(sent, queued) if queued > 0 => break sent,
+                    Pumped::Blocked(..) => {}
+                    Pumped::Closed => panic!("the connection closed"),
+                }
+            };
+            assert!(sent < LARGE / 4, "the server wrote {sent} bytes before it blocked");
+            // Now read it all: the server resumes whenever the client catches up.
+            let resp = client.response();
+            assert_eq!(resp.status, 200);
+            assert_pattern(&resp.body, LARGE, "the large body");
+            // The connection goes on.
+            client.send(get("/small"));
+            assert_pattern(&client.response().body, 256 * 1024, "the next body");
+        });
+        let (waits, drained) = (probe.waits.get(), probe.drained.get());
+        assert!(waits >= 2, "the pumps waited {waits} times");
+        assert_eq!((drained, probe.closed.get()), (waits, 0), "one callback per wait");
+        // Bounded memory: the high watermark, plus the piece that crossed it.
+        let max = probe.max_queued.get();
+        let bound = reactor::stream::DEFAULT_HIGH_WATER + PIECE;
+        assert!(max <= bound, "the stream held {max} bytes queued, over {bound}");
+        let log = probe.log.borrow();
+        assert_eq!(log.iter().filter(|line| line.starts_with("ended at")).count(), 2, "{log:?}");
+    });
+}
+
+#[test]
+fn a_response_streamed_out_of_turn_waits_for_its_turn_then_for_the_stream() {
+    within(LIMIT, || {
+        let probe = Rc::new(Probe::default());
+        let held = Held::default();
+        let pumps = probe.clone();
+        let handler = move |core: &mut Core, req: &Request<'_>, res: Response| {
+            if req.path() == "/first" {
+                *held.borrow_mut() = Some(res);
+                return;
+            }
+            // Behind `/first`: the body goes into a slot, which says stop at 64 KiB, and
+            // stays stopped until `/first` is answered, a while later.
+            start_pump(core, res, 4 * 1024 * 1024, pumps.clone());
+            let (held, log) = (held.clone(), pumps.log.clone());
+            core.set_timeout(Duration::from_millis(50), move |core| {
+                log.borrow_mut().push("first answered".to_owned());
+                let first = held.borrow_mut().take().expect("the first request, held");
+                reply(core, first, "first");
+            });
+        };
+        let mut fx = start(ServerConfig::default(), handler);
+        let addr = fx.addr;
+        serve(&mut fx.lp, move || {
+            let mut client = Client::connect(addr);
+            client.send(gets(&["/first", "/second"]));
+            assert_eq!(client.ok_keep_alive(), "first");
+            let resp = client.response();
+            assert_pattern(&resp.body, 4 * 1024 * 1024, "the second body");
+        });
+        let log = probe.log.borrow();
+        // The slot's bound: the head (under 100 bytes) and four pieces reach 64 KiB.
+        assert_eq!(log[..2], ["blocked after 65536", "first answered"], "{log:?}");
+        assert_eq!(log.last().map(String::as_str), Some("ended at 4194304"), "{log:?}");
+        assert_eq!((probe.drained.get(), probe.closed.get()), (probe.waits.get(), 0));
+    });
+}
+
+#[test]
+fn a_response_waiting_for_drain_learns_once_that_its_connection_was_closed() {
+    within(LIMIT, || {
+        let probe = Rc::new(Probe::default());
+        let pumps = probe.clone();
+        let handler = move |core: &mut Core, _: &Request<'_>, res: Response| {
+            let stream = res.stream();
+            start_pump(core, res, LARGE, pumps.clone());
+            // The pump waits for drain (the batch of this read is past the high watermark);
+            // the server closes the connection, as a write timeout would, before it drains.
+            assert_eq!(pumps.waits.get(), 1, "the pump waits");
+            core.abort(stream).expect("abort the connection");
+        };
+        let mut fx = start(ServerConfig::default(), handler);
+        let conns = watch_connections(&mut fx.lp, &fx.server);
+        let addr = fx.addr;
+        serve(&mut fx.lp, move || {
+            let mut client = Client::connect(addr);
+            client.send(get("/large"));
+            let (_, reset) = client.end();
+            assert!(reset, "the abort is a reset");
+            conns.wait_for(1);
+            conns.wait_for(0);
+        });
+        assert_eq!(*probe.log.borrow(), ["blocked after 65536", "closed after 65536"]);
+        assert_eq!((probe.waits.get(), probe.drained.get(), probe.closed.get()), (1, 0, 1));
+    });
+}
+
+#[test]
+fn a_client_that_resets_a_stalled_response_is_noticed_once() {
+    within(LIMIT, || {
+        let (mut fx, probe, events) = pump_server();
+        let conns = watch_connections(&mut fx.lp, &fx.server);
+        let addr = fx.addr;
+        serve(&mut fx.lp, move || {
+            let mut client = Client::connect(addr);
+            client.send(get("/large"));
+            conns.wait_for(1);
+            // Blocked on the stream (not only on the first read's batch): the client's
+            // buffers are full, and it reads nothing.
+            loop {
+                match events.recv_timeout(IO_TIMEOUT).expect("the server to block") {
+                    Pumped::Blocked(_, queued) if queued > 0 => break,
+                    Pumped::Blocked(..) => {}
+                    Pumped::Closed => panic!("closed before the client closed"),
+                }
+            }
+            // Closed with the response unread: a reset, noticed by a write or by the wait.
+            drop(client);
+            loop {
+                match events.recv_timeout(IO_TIMEOUT).expect("the pump to hear of the close") {
+                    Pumped::Closed => break,
+                    Pumped::Blocked(..) => {}
+                }
+            }
+            conns.wait_for(0);
+        });
+        let log = probe.log.borrow();
+        let gone = |line: &&String| line.starts_with("closed") || line.starts_with("write failed");
+        assert_eq!(log.iter().filter(gone).count(), 1, "{log:?}");
+        assert!(gone(&log.last().expect("a log")), "{log:?}");
+        assert_eq!(probe.waits.get(), probe.drained.get() + probe.closed.get(), "{log:?}");
+    });
+}
+
+#[test]
+fn a_response_waiting_behind_one_that_closes_the_connection_learns_it_is_closed() {
+    within(LIMIT, || {
+        let probe = Rc::new(Probe::default());
+        let held = Held::default();
+        let pumps = probe.clone();
+        let handler = move |core: &mut Core, req: &Request<'_>, res: Response| {
+            if req.path() == "/first" {
+                *held.borrow_mut() = Some(res);
+                return;
+            }
+            start_pump(core, res, 1024 * 1024, pumps.clone());
+            let held = held.clone();
+            core.set_timeout(Duration::from_millis(20), move |core| {
+                let first = held.borrow_mut().take().expect("the first request, held");
+                // The handler closes the connection after the first response: the second
+                // will never be sent.
+                let headers = [("Content-Type", "text/plain"), ("Connection", "close")];
+                first.send(core, 200, &headers, b"first").expect("answer the first");
+            });
+        };
+        let mut fx = start(ServerConfig::default(), handler);
+        let addr = fx.addr;
+        serve(&mut fx.lp, move || {
+            let mut client = Client::connect(addr);
+            client.send(gets(&["/first", "/second"]));
+            let resp = client.response();
+            assert_eq!((resp.status, resp.text().as_str()), (200, "first"));
+            assert!(resp.closes());
+            assert_eq!(show(&client.eof()), "");
+        });
+        assert_eq!(*probe.log.borrow(), ["blocked after 65536", "closed after 65536"]);
+        assert_eq!((probe.waits.get(), probe.drained.get(), probe.closed.get()), (1, 0, 1));
+    });
+}
+
+#[test]
+fn a_loop_dropped_while_a_response_waits_for_drain_frees_the_response_and_its_callback() {
+    within(LIMIT, || {
+        let (mut fx, probe, events) = pump_server();
+        let gone = Rc::downgrade(&probe);
+        drop(probe);
+        let addr = fx.addr;
+        let client = serve(&mut fx.lp, move || {
+            let mut client = Client::connect(addr);
+            client.send(get("/large"));
+            loop {
+                match events.recv_timeout(IO_TIMEOUT).expect("the server to block") {
+                    Pumped::Blocked(_, queued) if queued > 0 => break,
+                    Pumped::Blocked(..) => {}
+                    Pumped::Closed => panic!("the connection closed"),
+                }
+            }
+            // Kept open until the loop is gone.
+            client
+        });
+        // The waiting response holds the server, which holds it: dropping the loop must end
+        // that cycle, or the probe (held by the server's handler and the drain callback)
+        // would outlive everything.
+        drop(fx);
+        assert!(gone.upgrade().is_none(), "the server and its drain waiter were leaked");
+        drop(client);
     });
 }
 

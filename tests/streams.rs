@@ -1729,6 +1729,63 @@ fn write_returns_false_past_the_high_watermark_and_on_drain_follows_at_the_low_o
     });
 }
 
+/// Queues more than 16 KiB under the default watermarks, then lowers the high one below
+/// that: only an empty write can then ask whether to stop, and its `false` owes an `on_drain`.
+struct EmptyWriteAsks {
+    log: Rc<RefCell<Vec<String>>>,
+    go: mpsc::Sender<()>,
+}
+
+impl StreamHandler for EmptyWriteAsks {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        while conn.queued_bytes() <= 16 * 1024 {
+            assert!(conn.write(&[b'e'; 4096]), "under the default high watermark");
+        }
+        let id = conn.id();
+        conn.core().set_watermarks(id, 8 * 1024, 4 * 1024).unwrap();
+        let queued = conn.queued_bytes();
+        self.log.borrow_mut().push(format!("empty write: {}", conn.write(b"")));
+        assert_eq!(conn.queued_bytes(), queued, "an empty write queues nothing");
+        self.go.send(()).unwrap();
+    }
+
+    fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+
+    fn on_drain(&mut self, conn: &mut Conn<'_>) {
+        let queued = conn.queued_bytes();
+        self.log.borrow_mut().push(format!("drain at or below low: {}", queued <= 4 * 1024));
+        conn.close();
+    }
+}
+
+#[test]
+fn an_empty_write_that_returns_false_is_followed_by_on_drain() {
+    within(LIMIT, || {
+        let mut lp = new_loop();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let finish = Finish::after(1);
+        let (go_tx, go_rx) = mpsc::channel();
+        let (l, f) = (log.clone(), finish.clone());
+        let listener = lp
+            .listen_tcp(localhost(), move |_| {
+                let handler = EmptyWriteAsks { log: l.clone(), go: go_tx.clone() };
+                Events::default().wrap(handler).then_finish(&f)
+            })
+            .unwrap();
+        finish.close_also(listener);
+        let addr = lp.local_addr(listener).unwrap();
+        let client = spawn_client(&lp, "client", move || {
+            let mut socket = connect(addr);
+            go_rx.recv_timeout(IO_TIMEOUT).unwrap();
+            read_to_eof(&mut socket)
+        });
+        lp.run().unwrap();
+        let received = client.join().unwrap();
+        assert!(received.len() > 16 * 1024 && received.iter().all(|&b| b == b'e'));
+        assert_eq!(log.borrow().as_slice(), ["empty write: false", "drain at or below low: true"]);
+    });
+}
+
 /// Says hello in `on_open`.
 struct Hello;
 

@@ -141,7 +141,12 @@ impl HttpConn {
             self.block(conn);
         }
         batch.clear();
-        self.shared.state.borrow_mut().batch = batch;
+        let (core, stream) = conn.split();
+        let mut state = self.shared.state.borrow_mut();
+        state.batch = batch;
+        // A response that waits for its batch to go out may write again.
+        state.wake_drained(core, self.key, stream);
+        drop(state);
         if shutdown {
             conn.shutdown();
         }
@@ -490,6 +495,8 @@ impl StreamHandler for HttpConn {
     }
 
     fn on_drain(&mut self, conn: &mut Conn<'_>) {
+        let (core, stream) = conn.split();
+        self.shared.state.borrow_mut().wake_drained(core, self.key, stream);
         self.unblock(conn);
         self.answer_abandoned(conn);
     }
@@ -536,7 +543,23 @@ impl StreamHandler for HttpConn {
             }
         }
         if self.key != NO_KEY {
-            self.shared.state.borrow_mut().remove(self.key);
+            let waiters = self.shared.state.borrow_mut().remove(self.key);
+            // Their callbacks learn that the connection is gone (`deliver` finds no entry).
+            for waiter in waiters {
+                core.defer(waiter.deliver);
+            }
         }
+    }
+}
+
+impl Drop for HttpConn {
+    /// Only when the loop is dropped with the connection open (else `on_close` has removed its
+    /// entry): its drain waiters hold responses, which hold the server, which holds them. Take
+    /// them out so that the cycle ends, and drop them once the state is no longer borrowed.
+    fn drop(&mut self) {
+        let Ok(mut state) = self.shared.state.try_borrow_mut() else { return };
+        let waiters = state.take_waiters(self.key, self.stream);
+        drop(state);
+        drop(waiters);
     }
 }

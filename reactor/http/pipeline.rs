@@ -14,6 +14,19 @@
 //! in a slot until the ones before it are done. The common case, answering in the callback,
 //! never touches a slot.
 //!
+//! # Drain
+//!
+//! A response that [`write`](super::Response::write) told to stop (`Ok(false)`) may wait with
+//! [`on_drain`](super::Response::on_drain), Node's `'drain'`. What it waits for depends on
+//! where it writes: at the head of the line, for its stream's queue (or the batch being
+//! collected for it) to fall below the high watermark, which the stream reports with
+//! `on_drain`; behind the head, for its turn, since its slot is written out only once the
+//! responses before it are done (and then it may still wait for the stream). The waiters are
+//! kept in the connection's rare part and checked where a block can clear: the stream
+//! drained, a batch was written, the line moved on. A waiter found free is handed back through
+//! [`Core::defer`], never inside the call that found it. When the connection closes the
+//! waiters are handed back too, and their callbacks learn that the connection is gone.
+//!
 //! # Timeouts
 //!
 //! Every connection waiting on its client waits with one of four durations: for a request
@@ -25,6 +38,7 @@
 //! its own `on_wake` what the expiry means (408, or a close).
 
 use std::collections::VecDeque;
+use std::mem;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -32,6 +46,7 @@ use slab::Slab;
 use super::date::{DATE_LEN, DateCache};
 use crate::event_loop::Core;
 use crate::handle::{Listener, Stream, Timer};
+use crate::stream::DEFAULT_HIGH_WATER;
 use crate::{Error, Remote, Result};
 
 /// Requests a connection may have in flight (parsed, not yet answered) before the server
@@ -72,6 +87,14 @@ struct Slot {
     close: bool,
 }
 
+/// A response waiting until it may write again ([`Response::on_drain`](super::Response::on_drain)).
+pub(crate) struct Waiter {
+    /// The response's place in the line.
+    pub(crate) seq: u32,
+    /// Hands the response to its callback; run through [`Core::defer`].
+    pub(crate) deliver: Box<dyn FnOnce(&mut Core)>,
+}
+
 /// What the server shares about one connection.
 pub(crate) struct Entry {
     pub(crate) stream: Stream,
@@ -110,6 +133,8 @@ struct Rare {
     early: VecDeque<Slot>,
     /// Responses dropped unanswered: (seq, whether their head was already sent).
     abandoned: Vec<(u32, bool)>,
+    /// Responses waiting until they may write again.
+    waiting: Vec<Waiter>,
 }
 
 impl Entry {
@@ -134,8 +159,10 @@ impl Entry {
 
     /// Frees the rare part once it holds nothing.
     fn tidy(&mut self) {
-        if self.rare.as_ref().is_some_and(|rare| rare.early.is_empty() && rare.abandoned.is_empty())
-        {
+        let empty = |rare: &Rare| {
+            rare.early.is_empty() && rare.abandoned.is_empty() && rare.waiting.is_empty()
+        };
+        if self.rare.as_deref().is_some_and(empty) {
             self.rare = None;
         }
     }
@@ -215,10 +242,21 @@ impl State {
         }) as u32
     }
 
-    /// Removes a closed connection's entry.
-    pub(crate) fn remove(&mut self, key: u32) {
+    /// Removes a closed connection's entry. Returns its drain waiters, to be handed back
+    /// (or dropped) by the caller once the state is no longer borrowed: they hold user code.
+    pub(crate) fn remove(&mut self, key: u32) -> Vec<Waiter> {
         self.unlink(key);
-        self.conns.try_remove(key as usize);
+        let rare = self.conns.try_remove(key as usize).and_then(|entry| entry.rare);
+        rare.map(|rare| rare.waiting).unwrap_or_default()
+    }
+
+    /// The drain waiters of connection `key`, taken out of it (see [`State::remove`]).
+    pub(crate) fn take_waiters(&mut self, key: u32, stream: Stream) -> Vec<Waiter> {
+        let Ok(entry) = self.entry(key, stream) else { return Vec::new() };
+        let Some(rare) = entry.rare.as_mut() else { return Vec::new() };
+        let waiting = mem::take(&mut rare.waiting);
+        entry.tidy();
+        waiting
     }
 
     /// The entry of `key` if it still belongs to `stream` (keys are reused).
@@ -285,6 +323,8 @@ impl State {
                 }
                 entry.tidy();
                 self.start_close(core, key, stream);
+                // Responses after this one will never be sent: tell those that wait.
+                self.wake_drained(core, key, stream);
                 return Ok(());
             }
             // The next response in line: send what it has so far.
@@ -294,6 +334,8 @@ impl State {
             entry.tidy();
             self.send(core, stream, |out| out.extend_from_slice(&next.bytes))?;
             if !next.done {
+                // Still streaming: it is the head of the line now, and writes to the stream.
+                self.wake_drained(core, key, stream);
                 return Ok(());
             }
             close = next.close;
@@ -314,6 +356,8 @@ impl State {
         if entry.blocked && entry.in_flight() < MAX_PIPELINE {
             let _ = core.wake(stream);
         }
+        // The head of the line has moved on: a response that waited for its turn may be free.
+        self.wake_drained(core, key, stream);
         Ok(())
     }
 
@@ -327,7 +371,7 @@ impl State {
     ) -> Result<bool> {
         if self.batching == Some(stream) {
             fill(&mut self.batch);
-            return Ok(true);
+            return Ok(self.batch.len() <= DEFAULT_HIGH_WATER);
         }
         self.scratch.clear();
         fill(&mut self.scratch);
@@ -350,6 +394,68 @@ impl State {
         }
         let now = core.now();
         self.wait(core, key, Wait::Linger, true, now);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Drain.
+
+    /// Hands `waiter` back at once (deferred) if its response may write now, else keeps it
+    /// until [`State::wake_drained`] finds it free.
+    pub(crate) fn wait_drain(&mut self, core: &mut Core, key: u32, stream: Stream, waiter: Waiter) {
+        if !self.blocked(core, key, stream, waiter.seq) {
+            return core.defer(waiter.deliver);
+        }
+        match self.entry(key, stream) {
+            Ok(entry) => entry.rare.get_or_insert_default().waiting.push(waiter),
+            Err(_) => core.defer(waiter.deliver),
+        }
+    }
+
+    /// Hands back (deferred) every waiter of connection `key` whose response may write again.
+    /// Called where a block can clear: the stream drained, a batch was written, the line moved
+    /// on. Costs one test on a connection with nothing waiting.
+    pub(crate) fn wake_drained(&mut self, core: &mut Core, key: u32, stream: Stream) {
+        let waiting = match self.entry(key, stream) {
+            Ok(Entry { rare: Some(rare), .. }) if !rare.waiting.is_empty() => {
+                mem::take(&mut rare.waiting)
+            }
+            _ => return,
+        };
+        let mut still = Vec::new();
+        for waiter in waiting {
+            if self.blocked(core, key, stream, waiter.seq) {
+                still.push(waiter);
+            } else {
+                core.defer(waiter.deliver);
+            }
+        }
+        if let Ok(entry) = self.entry(key, stream) {
+            entry.rare.get_or_insert_default().waiting = still;
+            entry.tidy();
+        }
+    }
+
+    /// Whether response `seq` of connection `key` must wait before it writes more. At the
+    /// head of the line: while the stream's queue is past its high watermark (an empty write
+    /// asks, and makes the stream owe an `on_drain`), or, while the connection's read is being
+    /// processed, the batch is. Behind the head: while its slot holds [`SLOT_HIGH_WATER`]
+    /// bytes or more; only the line moving on empties it. A connection that is gone or
+    /// closing blocks nobody: its waiters are handed back and learn it.
+    fn blocked(&mut self, core: &mut Core, key: u32, stream: Stream, seq: u32) -> bool {
+        let batch = (self.batching == Some(stream)).then_some(self.batch.len());
+        let entry = match self.entry(key, stream) {
+            Ok(entry) if !entry.closing => entry,
+            _ => return false,
+        };
+        let ahead = seq.wrapping_sub(entry.head_seq);
+        if ahead != 0 {
+            let early = entry.rare.as_ref().and_then(|rare| rare.early.get(ahead as usize - 1));
+            return early.is_some_and(|slot| slot.bytes.len() >= SLOT_HIGH_WATER);
+        }
+        match batch {
+            Some(len) => len > DEFAULT_HIGH_WATER,
+            None => matches!(core.write(stream, &[]), Ok(false)),
+        }
     }
 
     // -----------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ use std::rc::Rc;
 
 use super::date::DATE_LEN;
 use super::parse::{LINE_SAFE, TCHAR, all_in};
+use super::pipeline::Waiter;
 use super::server::Shared;
 use crate::event_loop::Core;
 use crate::handle::Stream;
@@ -184,7 +185,8 @@ impl Response {
     }
 
     /// Sends a piece of the body (after [`start`](Response::start)). `Ok(false)`: the
-    /// connection's output is past its high watermark; write less until it drains.
+    /// connection's output is past its high watermark (the piece is kept all the same); write
+    /// no more until [`on_drain`](Response::on_drain) hands the response back.
     pub fn write(&mut self, core: &mut Core, data: &[u8]) -> Result<bool> {
         let chunked = match self.progress {
             Progress::Chunked => true,
@@ -210,6 +212,69 @@ impl Response {
                 out.extend_from_slice(data);
             }
         })
+    }
+
+    /// Hands the response back to `callback` once it may write again: Node's
+    /// `res.write() === false` then `'drain'`.
+    ///
+    /// The callback runs exactly once, never inside this call: in the check phase (through
+    /// [`Core::defer`]) once the response's output has drained, which is at once if it is not
+    /// blocked now. It gets `Ok(response)`, or [`Error::Closed`] if the connection closed (or
+    /// will send no more responses) before then; the response is then dropped, which is
+    /// harmless, and the callback is the place to release what the body was made from.
+    ///
+    /// ```
+    /// use reactor::http::Response;
+    /// use reactor::Core;
+    ///
+    /// /// Sends `left` more 16 KiB pieces, pausing whenever the client falls behind.
+    /// fn pump(core: &mut Core, mut res: Response, mut left: usize) {
+    ///     while left > 0 {
+    ///         left -= 1;
+    ///         match res.write(core, &[b'x'; 16 * 1024]) {
+    ///             Ok(true) => {}
+    ///             Ok(false) => {
+    ///                 return res.on_drain(core, move |core, res| {
+    ///                     if let Ok(res) = res {
+    ///                         pump(core, res, left);
+    ///                     } // else: the client has gone; nothing to clean up here
+    ///                 });
+    ///             }
+    ///             Err(_) => return, // the client has gone
+    ///         }
+    ///     }
+    ///     let _ = res.end(core);
+    /// }
+    /// ```
+    ///
+    /// What "drained" means depends on where the response stands in its connection's line
+    /// (see the `pipeline` module): at the head, its bytes go to the stream, and it waits for
+    /// the stream's queue to fall to its low watermark; behind the head (a response written
+    /// before the responses to earlier requests are done), its bytes wait in a slot, and it
+    /// waits until the responses before it are done and its slot has gone out to the stream.
+    pub fn on_drain(
+        self,
+        core: &mut Core,
+        callback: impl FnOnce(&mut Core, Result<Response>) + 'static,
+    ) {
+        let (shared, key, stream, seq) = (self.shared.clone(), self.key, self.stream, self.seq);
+        let deliver = Box::new(move |core: &mut Core| self.deliver(core, callback));
+        shared.state.borrow_mut().wait_drain(core, key, stream, Waiter { seq, deliver });
+    }
+
+    /// Gives the response to an [`on_drain`](Response::on_drain) callback, or tells it the
+    /// connection is gone.
+    fn deliver(self, core: &mut Core, callback: impl FnOnce(&mut Core, Result<Response>)) {
+        let open = !core.is_closing(self.stream) && {
+            let mut state = self.shared.state.borrow_mut();
+            state.entry(self.key, self.stream).is_ok_and(|entry| !entry.closing)
+        };
+        if open {
+            return callback(core, Ok(self));
+        }
+        let id = self.stream.id();
+        self.discard();
+        callback(core, Err(Error::Closed(id)));
     }
 
     /// Completes a started response. With a `Content-Length` not yet reached, the framing is
