@@ -577,8 +577,15 @@ fn start_unprivileged(root: &Path) -> Server {
             "running as root: this test needs setpriv (util-linux) to start the server as an \
              unprivileged user, since root may open any file"
         );
+        // The build directory may sit under a directory `nobody` cannot enter (`/root`):
+        // run a copy from beside the fixture, in the world-searchable temporary directory.
+        let base = root.parent().expect("the fixture's base directory");
+        let copy = base.join("http_file");
+        std::fs::copy(&binary, &copy).expect("copy the example next to the fixture");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
+            .expect("make the copy executable by all");
         let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(binary);
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(copy);
         cmd
     } else {
         Command::new(binary)
