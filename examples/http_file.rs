@@ -392,20 +392,8 @@ fn serve(root: PathBuf, addr: SocketAddr) -> reactor::Result<()> {
     };
     let server = Server::new(&mut lp, ServerConfig::default(), handler);
     let listener = server.listen(&mut lp, addr)?;
-    // First signal: graceful shutdown. A second one meanwhile: stop at once. The signal handles
-    // are unreferenced: once the last connection has gone, nothing keeps the loop.
-    for signum in [SIGINT, SIGTERM] {
-        let server = server.clone();
-        let mut shutting_down = false;
-        let signal = lp.signal(signum, move |core, _, _| {
-            if shutting_down {
-                return core.stop();
-            }
-            shutting_down = true;
-            server.shutdown(core);
-        })?;
-        lp.unref(signal)?;
-    }
+    // First signal: graceful shutdown. A second one meanwhile: stop at once.
+    server.shutdown_on_signals(&mut lp, &[SIGINT, SIGTERM])?;
     println!("listening on {}", lp.local_addr(listener)?);
     io::stdout().flush()?;
     lp.run()

@@ -224,4 +224,26 @@ impl Server {
             let _ = core.wake(stream);
         }
     }
+
+    /// What a server process does on `SIGINT` and `SIGTERM`: the first of `signals` to arrive
+    /// starts a graceful [`shutdown`](Server::shutdown); another one meanwhile stops the loop
+    /// at once. The signal handles are unreferenced, so once the last connection has gone
+    /// nothing keeps the loop alive and `run()` returns.
+    ///
+    /// Errors: a signal that cannot be watched (see [`Core::signal`]).
+    pub fn shutdown_on_signals(&self, core: &mut Core, signals: &[i32]) -> Result<()> {
+        for &signum in signals {
+            let server = self.clone();
+            let mut shutting_down = false;
+            let signal = core.signal(signum, move |core, _, _| {
+                if shutting_down {
+                    return core.stop();
+                }
+                shutting_down = true;
+                server.shutdown(core);
+            })?;
+            core.unref(signal)?;
+        }
+        Ok(())
+    }
 }
