@@ -35,6 +35,7 @@ use crate::Result;
 use crate::dispatch::{self, Task};
 use crate::event_loop::Core;
 use crate::handle::{HandleId, Signal, State, Timer};
+use crate::trace::Act;
 
 /// A handle whose close callbacks are due in the closing phase.
 struct Closed {
@@ -85,7 +86,8 @@ impl Core {
         handle: impl Into<HandleId>,
         callback: impl FnOnce(&mut Core) + 'static,
     ) -> Result<()> {
-        self.start_closing(handle.into(), Some(Task::new(Box::new(callback))))
+        let task = self.task(Act::Closed, Box::new(callback));
+        self.start_closing(handle.into(), Some(task))
     }
 
     fn start_closing(&mut self, id: HandleId, on_close: Option<Task>) -> Result<()> {

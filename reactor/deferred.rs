@@ -34,6 +34,7 @@ use std::mem;
 
 use crate::dispatch::{self, Task};
 use crate::event_loop::Core;
+use crate::trace::{Act, Kind};
 
 /// The queue of deferred callbacks.
 pub(crate) struct Deferred {
@@ -66,7 +67,8 @@ impl Core {
     /// Runs `callback` in this iteration's check phase. See the [module docs](self).
     #[track_caller]
     pub fn defer(&mut self, callback: impl FnOnce(&mut Core) + 'static) {
-        self.deferred.queue.push_back(Task::new(Box::new(callback)));
+        let task = self.task(Act::Deferred, Box::new(callback));
+        self.deferred.queue.push_back(task);
     }
 
     /// Runs the callbacks deferred so far. Those they defer go to the fresh queue swapped in
@@ -78,7 +80,7 @@ impl Core {
         let fresh = mem::take(&mut self.deferred.spare);
         let mut batch = mem::replace(&mut self.deferred.queue, fresh);
         while let Some(task) = batch.pop_front() {
-            dispatch::run_task(self, task, "deferred");
+            dispatch::run_task(self, task, Kind::Deferred);
         }
         self.deferred.spare = batch;
     }

@@ -38,6 +38,7 @@ use std::mem;
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::process::ExitStatus;
+use std::time::Instant;
 
 use crate::event_loop::Core;
 use crate::fs_event::{FsEvent, FsWatchFn};
@@ -45,6 +46,7 @@ use crate::handle::{FsWatch, HandleId, Process, Signal, State, Stream, Timer, Ud
 use crate::listener::AcceptFn;
 use crate::process::ExitFn;
 use crate::stream::{Conn, StreamHandler};
+use crate::trace::{CallbackName, Cause, Chain, Entered, Event as TraceEvent, Kind};
 use crate::udp::UdpFn;
 
 /// A timer's callback.
@@ -90,6 +92,24 @@ pub(crate) enum Event<'a> {
     Fs(FsEvent<'a>),
 }
 
+impl Event<'_> {
+    /// Which callback this event calls, as a chain names it.
+    fn name(&self) -> TraceEvent {
+        match self {
+            Event::Fire => TraceEvent::Fire,
+            Event::Stream(StreamEvent::Open) => TraceEvent::Open,
+            Event::Stream(StreamEvent::Data(_)) => TraceEvent::Data,
+            Event::Stream(StreamEvent::Eof) => TraceEvent::Eof,
+            Event::Stream(StreamEvent::Drain) => TraceEvent::Drain,
+            Event::Stream(StreamEvent::Wake) => TraceEvent::Wake,
+            Event::Accept(_) => TraceEvent::Accept,
+            Event::Datagram(..) => TraceEvent::Datagram,
+            Event::Exit(_) => TraceEvent::Exit,
+            Event::Fs(_) => TraceEvent::Change,
+        }
+    }
+}
+
 /// The [`StreamHandler`] method to call (`on_close` is called by [`run_close`]).
 pub(crate) enum StreamEvent<'a> {
     Open,
@@ -100,29 +120,27 @@ pub(crate) enum StreamEvent<'a> {
 }
 
 /// A one-shot closure that is not tied to a handle: a deferred callback, a posted closure or a
-/// close callback.
+/// close callback. Made by [`Core::task`], which records its cause.
 pub(crate) struct Task {
     pub(crate) run: Box<dyn FnOnce(&mut Core)>,
     /// Where the closure was handed to the loop.
     pub(crate) site: &'static Location<'static>,
-}
-
-impl Task {
-    #[track_caller]
-    pub(crate) fn new(run: Box<dyn FnOnce(&mut Core)>) -> Self {
-        Task { run, site: Location::caller() }
-    }
+    /// The act that scheduled it (see [`trace`](crate::trace)).
+    pub(crate) cause: Cause,
 }
 
 /// Runs the callback of handle `id` for `event`.
 pub(crate) fn run_handle(core: &mut Core, id: HandleId, event: Event<'_>) {
     let Some(handle) = core.handles.get_mut(id) else { return };
     let mut callback = mem::replace(&mut handle.callback, Callback::Taken);
-    let (kind, site) = (handle.kind(), handle.site);
+    let (kind, site) = (handle.trace_kind(), handle.site);
     let signum = match handle.state {
         State::Signal(signum) => signum,
         _ => 0,
     };
+    let name = CallbackName::handle(kind, event.name(), id);
+    let cause = core.trace.handle_cause(id);
+    let running = enter(core, name, site, cause);
 
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| match (&mut callback, event) {
         (Callback::Timer(f), _) => f(core, Timer(id)),
@@ -161,17 +179,20 @@ pub(crate) fn run_handle(core: &mut Core, id: HandleId, event: Event<'_>) {
     }
     if let Err(payload) = outcome {
         let _ = core.close(id);
-        let source = Source::Handle { kind, id };
+        let source = Source::Handle { kind: kind.name(), id };
         report(core, source, site, payload);
     }
+    leave(core, running);
 }
 
-/// Runs a deferred or posted closure. `kind` names it in panic reports.
-pub(crate) fn run_task(core: &mut Core, task: Task, kind: &'static str) {
-    let Task { run, site } = task;
+/// Runs a one-shot closure: deferred, posted, or the `done` of pool work or of a write.
+pub(crate) fn run_task(core: &mut Core, task: Task, kind: Kind) {
+    let Task { run, site, cause } = task;
+    let running = enter(core, CallbackName::task(kind), site, cause);
     if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| run(core))) {
-        report(core, Source::Task { kind }, site, payload);
+        report(core, Source::Task { kind: kind.name() }, site, payload);
     }
+    leave(core, running);
 }
 
 /// Frees the slot of closing handle `id` (closing its socket, if it has one) and runs its close
@@ -184,8 +205,14 @@ pub(crate) fn run_close(
     error: Option<io::Error>,
 ) {
     let Some(mut handle) = core.handles.remove(id) else { return };
-    let kind = handle.kind();
-    let site = on_close.as_ref().map_or(handle.site, |task| task.site);
+    let kind = handle.trace_kind();
+    let handle_cause = core.trace.handle_cause(id);
+    core.trace.set_handle_cause(id, None);
+    let (site, cause) = match &on_close {
+        Some(task) => (task.site, task.cause.clone()),
+        None => (handle.site, handle_cause),
+    };
+    let running = enter(core, CallbackName::handle(kind, TraceEvent::Close, id), site, cause);
     let callback = mem::replace(&mut handle.callback, Callback::Taken);
     // Dropping the callback drops what it captured, which may run user `Drop` code: guard
     // that too.
@@ -201,7 +228,38 @@ pub(crate) fn run_close(
         }
     }));
     if let Err(payload) = outcome {
-        report(core, Source::Close { kind, id }, site, payload);
+        report(core, Source::Close { kind: kind.name(), id }, site, payload);
+    }
+    leave(core, running);
+}
+
+/// What [`enter`] saved, for [`leave`].
+struct Running {
+    entered: Entered,
+    started: Option<Instant>,
+}
+
+/// Makes `name` the running callback: for its chain, and for the slow-callback check and
+/// the watchdog when they are on.
+fn enter(
+    core: &mut Core,
+    name: CallbackName,
+    site: &'static Location<'static>,
+    cause: Cause,
+) -> Running {
+    let entered = core.trace.enter(name, site, cause);
+    let started = core.watch.callback_started(&core.trace);
+    Running { entered, started }
+}
+
+/// Ends the running callback: reports it if it was slow, then restores the frame.
+fn leave(core: &mut Core, running: Running) {
+    if let Some(started) = running.started {
+        core.check_slow(started);
+    }
+    core.trace.leave(running.entered);
+    if running.started.is_some() {
+        core.watch.publish(&core.trace);
     }
 }
 
@@ -234,7 +292,9 @@ fn report(
     payload: Box<dyn Any + Send>,
 ) {
     let message = panic_str(&*payload);
-    let report = PanicReport { source, site, message };
+    let chain = core.trace.chain();
+    core.metrics.panics += 1;
+    let report = PanicReport { source, site, message, chain };
     match core.panic_hook.as_mut() {
         Some(hook) => hook(&report),
         // The default hook: the "one line on stderr". Replace it with `set_panic_hook`.
@@ -252,6 +312,7 @@ pub struct PanicReport<'a> {
     source: Source,
     site: &'static Location<'static>,
     message: &'a str,
+    chain: Chain,
 }
 
 impl PanicReport<'_> {
@@ -289,27 +350,38 @@ impl PanicReport<'_> {
     pub fn message(&self) -> &str {
         self.message
     }
+
+    /// How the panicking callback came to run (see [`trace`](crate::trace)). With tracing
+    /// off it names the callback only.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
 }
 
 impl fmt::Display for PanicReport<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (site, message) = (self.site, self.message);
+        let chain = &self.chain;
         match self.source {
             Source::Handle { kind, id } => {
                 write!(
                     f,
                     "reactor: panic in {kind}{id} callback registered at {site}: {message} (handle closed)"
-                )
+                )?;
             }
             Source::Close { kind, id } => {
                 write!(
                     f,
                     "reactor: panic in close callback of {kind}{id} registered at {site}: {message}"
-                )
+                )?;
             }
             Source::Task { kind } => {
-                write!(f, "reactor: panic in {kind} callback registered at {site}: {message}")
+                write!(f, "reactor: panic in {kind} callback registered at {site}: {message}")?;
             }
         }
+        if !chain.links().is_empty() {
+            write!(f, "; chain: {chain}")?;
+        }
+        Ok(())
     }
 }

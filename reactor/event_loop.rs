@@ -49,6 +49,7 @@ use crate::deferred::Deferred;
 use crate::dispatch::{PanicHook, PanicReport};
 use crate::fs_event::FsEvents;
 use crate::handle::HandleId;
+use crate::metrics::Counters;
 use crate::pending::Pending;
 use crate::pool::Pool;
 use crate::process::Processes;
@@ -56,6 +57,8 @@ use crate::remote::Inbox;
 use crate::signal::Signals;
 use crate::slots::Slots;
 use crate::timer::Timers;
+use crate::trace::Tracer;
+use crate::watchdog::Watch;
 use crate::watchers::{Phase, Watchers};
 
 /// How many readiness events one `epoll_wait` can return. Events beyond this stay in the kernel
@@ -111,6 +114,13 @@ pub struct Core {
     pub(crate) spare_fd: Option<std::fs::File>,
     stop_flag: bool,
     pub(crate) panic_hook: Option<PanicHook>,
+    /// Causal tracing: the running callback and the causes of what is scheduled (see
+    /// [`trace`](crate::trace)).
+    pub(crate) trace: Tracer,
+    /// Slow-callback checks and the watchdog (see [`watchdog`](crate::watchdog)).
+    pub(crate) watch: Watch,
+    /// What the loop counts about itself (see [`metrics`](crate::metrics)).
+    pub(crate) metrics: Counters,
 }
 
 /// Which kind of pass `iterate` makes.
@@ -297,6 +307,15 @@ pub struct Builder {
     events_capacity: usize,
     remote_capacity: usize,
     thread_pool_size: usize,
+    tracing: Option<bool>,
+}
+
+/// The environment variable that turns causal tracing on for loops whose builder does not
+/// say: `REACTOR_TRACE=1`.
+pub const TRACE_ENV: &str = "REACTOR_TRACE";
+
+fn tracing_from_env() -> bool {
+    std::env::var_os(TRACE_ENV).is_some_and(|value| value == "1" || value == "on")
 }
 
 impl Default for Builder {
@@ -306,6 +325,7 @@ impl Default for Builder {
             events_capacity: DEFAULT_EVENTS_CAPACITY,
             remote_capacity: crate::remote::DEFAULT_CAPACITY,
             thread_pool_size: 0,
+            tracing: None,
         }
     }
 }
@@ -339,6 +359,13 @@ impl Builder {
         self
     }
 
+    /// Turns causal tracing on or off (see [`trace`](crate::trace)), over the environment's
+    /// [`TRACE_ENV`]. It can also be switched later with [`Core::set_tracing`].
+    pub fn tracing(mut self, enabled: bool) -> Self {
+        self.tracing = Some(enabled);
+        self
+    }
+
     /// Creates the loop: the poller, its waker, and empty queues.
     pub fn build(self) -> Result<EventLoop> {
         let poll = mio::Poll::new()?;
@@ -363,6 +390,9 @@ impl Builder {
             spare_fd: None,
             stop_flag: false,
             panic_hook: None,
+            trace: Tracer::new(self.tracing.unwrap_or_else(tracing_from_env)),
+            watch: Watch::default(),
+            metrics: Counters::default(),
         };
         Ok(EventLoop { core, events: mio::Events::with_capacity(self.events_capacity) })
     }

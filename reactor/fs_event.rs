@@ -238,7 +238,7 @@ impl Core {
         let wd = self.inotify()?.add_watch(path, WATCH_MASK)?;
         let state = FsWatchState { wd: Some(wd), path: path.to_path_buf() };
         let callback = Callback::FsWatch(Box::new(callback));
-        let id = self.handles.insert(Handle::new(State::FsWatch(state), callback, site));
+        let id = self.add_handle(Handle::new(State::FsWatch(state), callback, site));
         self.fs_events.watches.entry(wd).or_default().push(id);
         self.set_active(id, true);
         Ok(FsWatch(id))

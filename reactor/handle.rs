@@ -41,6 +41,7 @@ use crate::listener::ListenerState;
 use crate::process::ProcessState;
 use crate::stream::StreamState;
 use crate::timer::TimerState;
+use crate::trace::Kind;
 use crate::udp::UdpState;
 use crate::watchers::Phase;
 use crate::{Error, Result};
@@ -162,6 +163,9 @@ pub(crate) struct Handle {
     pub(crate) site: &'static Location<'static>,
     /// A copy of the slot's generation, set by `Slots::insert` and checked by `Slots::get`.
     pub(crate) generation: u32,
+    /// The loop time ([`Core::now`]) when the handle was created, in milliseconds since the
+    /// loop was created; for its age in [`Core::dump_handles`]. Wraps after 49 days.
+    pub(crate) born_ms: u32,
     pub(crate) active: bool,
     pub(crate) referenced: bool,
     pub(crate) closing: bool,
@@ -186,6 +190,7 @@ impl Handle {
             callback,
             site,
             generation: 0,
+            born_ms: 0,
             active: false,
             referenced: true,
             closing: false,
@@ -195,15 +200,22 @@ impl Handle {
     /// The kind's name, as used in reports: "timer", "idle", "prepare", "check", "signal",
     /// "stream", "listener", "udp", "process", "fs_watch".
     pub(crate) fn kind(&self) -> &'static str {
+        self.trace_kind().name()
+    }
+
+    /// The kind, as a chain names it (see [`trace`](crate::trace)).
+    pub(crate) fn trace_kind(&self) -> Kind {
         match &self.state {
-            State::Timer(_) => "timer",
-            State::Watcher(phase) => phase.name(),
-            State::Signal(_) => "signal",
-            State::Stream(_) => "stream",
-            State::Listener(_) => "listener",
-            State::Udp(_) => "udp",
-            State::Process(_) => "process",
-            State::FsWatch(_) => "fs_watch",
+            State::Timer(_) => Kind::Timer,
+            State::Watcher(Phase::Idle) => Kind::Idle,
+            State::Watcher(Phase::Prepare) => Kind::Prepare,
+            State::Watcher(Phase::Check) => Kind::Check,
+            State::Signal(_) => Kind::Signal,
+            State::Stream(_) => Kind::Stream,
+            State::Listener(_) => Kind::Listener,
+            State::Udp(_) => Kind::Udp,
+            State::Process(_) => Kind::Process,
+            State::FsWatch(_) => Kind::FsWatch,
         }
     }
 
@@ -215,6 +227,17 @@ impl Handle {
 
 /// The state changes every handle kind shares. Liveness bookkeeping happens only here.
 impl Core {
+    /// Stores a new handle: the one place handles are born. Stamps its birth time and records
+    /// its creation as the cause of its callbacks (see [`trace`](crate::trace)).
+    pub(crate) fn add_handle(&mut self, mut handle: Handle) -> HandleId {
+        handle.born_ms = self.clock.now_ms() as u32;
+        let site = handle.site;
+        let id = self.handles.insert(handle);
+        let cause = self.trace.record(crate::trace::Act::Created, site);
+        self.trace.set_handle_cause(id, cause);
+        id
+    }
+
     /// Marks a handle active or inactive, keeping the count of live handles exact.
     pub(crate) fn set_active(&mut self, id: HandleId, active: bool) {
         if let Some(handle) = self.handles.get_mut(id) {

@@ -40,7 +40,10 @@ impl Core {
         // A virtual clock does not wait for timers: it polls without blocking and, if nothing
         // happened, jumps to the deadline instead.
         let wait = if self.clock.is_virtual() { timeout.map(|_| Duration::ZERO) } else { timeout };
-        if let Err(err) = self.poll.poll(events, wait) {
+        self.watch.entering_poll();
+        let polled = self.poll.poll(events, wait);
+        self.watch.left_poll();
+        if let Err(err) = polled {
             if !is_transient(&err) {
                 return Err(err.into());
             }

@@ -68,6 +68,7 @@ pub mod handle;
 pub mod http;
 mod io;
 pub mod listener;
+pub mod metrics;
 mod pending;
 pub mod pool;
 pub mod process;
@@ -78,7 +79,9 @@ pub mod stream;
 #[allow(unsafe_code)]
 mod sys;
 pub mod timer;
+pub mod trace;
 pub mod udp;
+pub mod watchdog;
 pub mod watchers;
 
 pub use dispatch::PanicReport;

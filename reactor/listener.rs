@@ -54,6 +54,7 @@ use crate::dispatch::{self, Callback, Event, StreamEvent};
 use crate::event_loop::Core;
 use crate::handle::{Handle, HandleId, Listener, State, Stream};
 use crate::stream::{Socket, StreamHandler};
+use crate::trace::{Act, CallbackName, Event as TraceEvent, Kind};
 use crate::{Result, sys};
 
 /// How many connections one listener accepts per iteration before established connections get
@@ -238,7 +239,7 @@ impl Core {
         }
         let state = ListenerState { socket, nodelay, retry_armed: false, _path: path };
         let handle = Handle::new(State::Listener(state), Callback::Listener(factory), site);
-        let id = self.handles.insert(handle);
+        let id = self.add_handle(handle);
         let Some(State::Listener(state)) = self.handles.get_mut(id).map(|h| &mut h.state) else {
             unreachable!("just inserted")
         };
@@ -294,6 +295,11 @@ impl Core {
         let site = self.handles.get(listener).map_or(Location::caller(), |h| h.site);
         // If registration fails the socket is dropped: the client sees a close.
         let Ok(id) = self.insert_stream(socket, false, Callback::Taken, site) else { return };
+        // The stream's callbacks are caused by the accept, which the listener's cause caused.
+        let by = CallbackName::handle(Kind::Listener, TraceEvent::Accept, listener);
+        let cause = self.trace.handle_cause(listener);
+        let accepted = self.trace.record_for(Act::Accepted, site, by, cause);
+        self.trace.set_handle_cause(id, accepted);
         dispatch::run_handle(self, listener, Event::Accept(Stream(id)));
         if matches!(self.handles.get(id).map(|h| &h.callback), Some(Callback::Taken)) {
             // The factory panicked (and its listener is closed): no handler, no stream.

@@ -55,6 +55,7 @@ use std::thread;
 use crate::Result;
 use crate::dispatch::{self, Task};
 use crate::event_loop::Core;
+use crate::trace::{Act, Cause, Kind};
 
 /// Threads of a pool when nothing says otherwise (libuv's default too).
 pub const DEFAULT_THREADS: usize = 4;
@@ -93,10 +94,17 @@ type Outcome = std::result::Result<Box<dyn Any + Send>, WorkError>;
 /// A `done` callback, wrapped to take an [`Outcome`] and hand its own type to the user's.
 type DoneFn = Box<dyn FnOnce(&mut Core, Outcome)>;
 
+/// A `done` owed, with where and why its work was queued.
+struct Owed {
+    done: DoneFn,
+    site: &'static Location<'static>,
+    cause: Cause,
+}
+
 /// The loop's side of the pool.
 pub(crate) struct Pool {
-    /// The `done` callbacks owed, by work id, with the site of their `queue_work`.
-    owed: HashMap<u64, (DoneFn, &'static Location<'static>)>,
+    /// The `done` callbacks owed, by work id, with the site and cause of their `queue_work`.
+    owed: HashMap<u64, Owed>,
     next_id: u64,
     /// Threads to start; 0: from [`THREADS_ENV`] or [`DEFAULT_THREADS`].
     size: usize,
@@ -225,7 +233,8 @@ impl Core {
             });
             done(core, result);
         });
-        self.pool.owed.insert(id, (done, site));
+        let cause = self.trace.record(Act::QueuedWork, site);
+        self.pool.owed.insert(id, Owed { done, site, cause });
         let wake = {
             let mut queue = shared.lock();
             queue.jobs.push_back(Job { id, run: Box::new(run) });
@@ -256,9 +265,10 @@ impl Core {
             return Err(err.into());
         };
         drop(job); // outside the lock: dropping the closure runs user code
-        let (done, site) = self.pool.owed.remove(&work.0).expect("owed, checked above");
+        let Owed { done, site, cause } =
+            self.pool.owed.remove(&work.0).expect("owed, checked above");
         let run = Box::new(move |core: &mut Core| done(core, Err(WorkError::Cancelled)));
-        self.deferred.push(Task { run, site });
+        self.deferred.push(Task { run, site, cause });
         Ok(())
     }
 
@@ -290,8 +300,8 @@ impl Core {
     /// Runs the `done` of work `id` with what its thread sent back.
     fn finish_work(&mut self, id: u64, outcome: Outcome) {
         // Gone if the work was cancelled meanwhile: its `done` has had its answer.
-        let Some((done, site)) = self.pool.owed.remove(&id) else { return };
+        let Some(Owed { done, site, cause }) = self.pool.owed.remove(&id) else { return };
         let run = Box::new(move |core: &mut Core| done(core, outcome));
-        dispatch::run_task(self, Task { run, site }, "work done");
+        dispatch::run_task(self, Task { run, site, cause }, Kind::WorkDone);
     }
 }

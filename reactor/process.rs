@@ -268,7 +268,7 @@ impl Core {
 
         let state = State::Process(ProcessState { child: Some(child), kill_on_drop });
         let callback = Callback::Process(Some(Box::new(on_exit)));
-        let id = self.handles.insert(Handle::new(state, callback, site));
+        let id = self.add_handle(Handle::new(state, callback, site));
         self.set_active(id, true);
         self.processes.running.push(id);
 

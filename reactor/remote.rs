@@ -46,6 +46,7 @@ use std::thread::{self, ThreadId};
 use crate::dispatch::{self, Task};
 use crate::event_loop::Core;
 use crate::io::WAKER;
+use crate::trace::Kind;
 
 /// Default bound of the inbox (see [`Builder::remote_capacity`](crate::Builder)): room for
 /// thousands of in-flight completions, while a flood of posts holds at most a few hundred KiB.
@@ -148,7 +149,8 @@ impl Core {
             self.pending.push_inbox();
         }
         for (run, site) in batch.drain(..) {
-            dispatch::run_task(self, Task { run, site }, "posted");
+            // Posted from another thread: no cause to carry.
+            dispatch::run_task(self, Task { run, site, cause: None }, Kind::Posted);
         }
         self.inbox.batch = batch;
     }

@@ -105,8 +105,7 @@ impl Core {
     ) -> Result<Signal> {
         sys::check_signum(signum)?;
         let callback = Callback::Signal(Box::new(callback));
-        let id =
-            self.handles.insert(Handle::new(State::Signal(signum), callback, Location::caller()));
+        let id = self.add_handle(Handle::new(State::Signal(signum), callback, Location::caller()));
         if let Err(err) = self.signal_start(Signal(id)) {
             // Never started, so nothing else refers to it: free it now.
             self.handles.remove(id);

@@ -358,7 +358,7 @@ impl Core {
         site: &'static Location<'static>,
     ) -> Result<HandleId> {
         let state = State::Stream(StreamState::new(socket, connecting));
-        let id = self.handles.insert(Handle::new(state, callback, site));
+        let id = self.add_handle(Handle::new(state, callback, site));
         let Some(State::Stream(stream)) = self.handles.get_mut(id).map(|h| &mut h.state) else {
             unreachable!("just inserted")
         };

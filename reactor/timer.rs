@@ -44,6 +44,7 @@ use crate::dispatch::{self, Callback};
 use crate::event_loop::Core;
 use crate::handle::{Handle, State, Timer};
 use crate::slots::Slots;
+use crate::trace::Act;
 use crate::{Error, Result};
 
 mod wheel;
@@ -135,7 +136,7 @@ impl Core {
     fn new_timer(&mut self, callback: Callback, site: &'static Location<'static>) -> Timer {
         let state =
             TimerState { key: None, deadline: 0, timeout: 0, repeat: 0, close_after_firing: false };
-        Timer(self.handles.insert(Handle::new(State::Timer(state), callback, site)))
+        Timer(self.add_handle(Handle::new(State::Timer(state), callback, site)))
     }
 
     /// Runs `callback` once, `after` from now, then closes the timer (Node's `setTimeout`).
@@ -177,6 +178,7 @@ impl Core {
 
     /// Arms the timer to fire `timeout` from now and then, if `repeat` is not zero, every
     /// `repeat` (libuv's `uv_timer_start`). An armed timer is re-armed with the new values.
+    #[track_caller]
     pub fn timer_start(&mut self, timer: Timer, timeout: Duration, repeat: Duration) -> Result<()> {
         timer_state(&mut self.handles, timer)?;
         self.arm(timer, ceil_ms(timeout), ceil_ms(repeat));
@@ -196,6 +198,7 @@ impl Core {
 
     /// Re-arms a repeating timer with its repeat interval as the timeout (libuv's
     /// `uv_timer_again`). Does nothing to a timer whose repeat is zero.
+    #[track_caller]
     pub fn timer_again(&mut self, timer: Timer) -> Result<()> {
         let repeat = timer_state(&mut self.handles, timer)?.repeat;
         if repeat > 0 {
@@ -206,6 +209,7 @@ impl Core {
 
     /// Re-arms the timer with the timeout and repeat of its last start, counting from now
     /// (Node's `timeout.refresh()`): the idle-timeout idiom, "push the deadline back".
+    #[track_caller]
     pub fn timer_refresh(&mut self, timer: Timer) -> Result<()> {
         let state = timer_state(&mut self.handles, timer)?;
         let (timeout, repeat) = (state.timeout, state.repeat);
@@ -232,7 +236,9 @@ impl Core {
         Ok(state.key.map(|_| Duration::from_millis(due_in)))
     }
 
-    /// Puts an open timer in the queue, replacing its current entry if it has one.
+    /// Puts an open timer in the queue, replacing its current entry if it has one. The
+    /// caller's site becomes the cause of the timer's callback.
+    #[track_caller]
     fn arm(&mut self, timer: Timer, timeout: u64, repeat: u64) {
         let deadline = self.clock.now_ms().saturating_add(timeout);
         let Ok(state) = timer_state(&mut self.handles, timer) else { return };
@@ -244,6 +250,8 @@ impl Core {
         state.timeout = timeout;
         state.repeat = repeat;
         self.set_active(timer.0, true);
+        let cause = self.trace.record(Act::Armed, Location::caller());
+        self.trace.set_handle_cause(timer.0, cause);
     }
 
     /// The timer phase: fires every timer that is due, in (deadline, arming order).

@@ -93,7 +93,7 @@ impl Core {
         let socket = mio::net::UdpSocket::bind(addr)?;
         let state = State::Udp(UdpState { socket, queue: None });
         let callback = Callback::Udp(Box::new(on_recv));
-        let id = self.handles.insert(Handle::new(state, callback, Location::caller()));
+        let id = self.add_handle(Handle::new(state, callback, Location::caller()));
         let Some(State::Udp(state)) = self.handles.get_mut(id).map(|h| &mut h.state) else {
             unreachable!("just inserted")
         };

@@ -139,7 +139,7 @@ impl Core {
         site: &'static Location<'static>,
     ) -> HandleId {
         let handle = Handle::new(State::Watcher(phase), Callback::Watcher(callback), site);
-        let id = self.handles.insert(handle);
+        let id = self.add_handle(handle);
         // Cannot fail: the handle was just created.
         let _ = self.watcher_start(id, phase);
         id
