@@ -639,6 +639,16 @@ impl Core {
         None
     }
 
+    /// Runs `f` with the running callback's context as it is now, and puts that context back
+    /// afterwards: for code that calls user code more than once in one callback (one HTTP
+    /// request handler after another), so that a context one of them sets stays its own.
+    pub(crate) fn with_own_context<R>(&mut self, f: impl FnOnce(&mut Core) -> R) -> R {
+        let saved = self.trace.frame.context.clone();
+        let result = f(self);
+        self.trace.frame.context = saved;
+        result
+    }
+
     /// A one-shot callback made by `act` at the caller's site, with its cause.
     #[track_caller]
     pub(crate) fn task(&self, act: Act, run: Box<dyn FnOnce(&mut Core)>) -> Task {

@@ -261,15 +261,18 @@ impl HttpConn {
         };
         let req = Request { head, body: &body };
         match sink {
-            Some(sink) => sink.on_end(conn.core(), &req, res),
+            // Like `call`: the request's own context.
+            Some(sink) => conn.core().with_own_context(|core| sink.on_end(core, &req, res)),
             None => self.call(conn.core(), &req, res),
         }
         (pos, true)
     }
 
-    /// Calls the handler.
+    /// Calls the handler, with a context of the request's own: one that the handler sets
+    /// must not reach the next request read in the same data callback.
     fn call(&mut self, core: &mut Core, req: &Request<'_>, res: Response) {
-        self.shared.handler.borrow_mut().on_request(core, req, res);
+        let handler = &self.shared.handler;
+        core.with_own_context(|core| handler.borrow_mut().on_request(core, req, res));
     }
 
     /// A response for the request just parsed: the next number in the line. `head_only`: a
