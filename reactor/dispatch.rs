@@ -138,9 +138,10 @@ pub(crate) fn run_handle(core: &mut Core, id: HandleId, event: Event<'_>) {
         State::Signal(signum) => signum,
         _ => 0,
     };
-    let name = CallbackName::handle(kind, event.name(), id);
-    let cause = core.trace.handle_cause(id);
-    let running = enter(core, name, site, cause);
+    let running = core.diagnosing().then(|| {
+        let cause = core.trace.handle_cause(id);
+        enter(core, CallbackName::handle(kind, event.name(), id), site, cause)
+    });
 
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| match (&mut callback, event) {
         (Callback::Timer(f), _) => f(core, Timer(id)),
@@ -188,7 +189,7 @@ pub(crate) fn run_handle(core: &mut Core, id: HandleId, event: Event<'_>) {
 /// Runs a one-shot closure: deferred, posted, or the `done` of pool work or of a write.
 pub(crate) fn run_task(core: &mut Core, task: Task, kind: Kind) {
     let Task { run, site, cause } = task;
-    let running = enter(core, CallbackName::task(kind), site, cause);
+    let running = core.diagnosing().then(|| enter(core, CallbackName::task(kind), site, cause));
     if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| run(core))) {
         report(core, Source::Task { kind: kind.name() }, site, payload);
     }
@@ -206,13 +207,14 @@ pub(crate) fn run_close(
 ) {
     let Some(mut handle) = core.handles.remove(id) else { return };
     let kind = handle.trace_kind();
-    let handle_cause = core.trace.handle_cause(id);
-    core.trace.set_handle_cause(id, None);
+    let handle_cause = core.trace.take_handle_cause(id);
     let (site, cause) = match &on_close {
         Some(task) => (task.site, task.cause.clone()),
         None => (handle.site, handle_cause),
     };
-    let running = enter(core, CallbackName::handle(kind, TraceEvent::Close, id), site, cause);
+    let running = core
+        .diagnosing()
+        .then(|| enter(core, CallbackName::handle(kind, TraceEvent::Close, id), site, cause));
     let callback = mem::replace(&mut handle.callback, Callback::Taken);
     // Dropping the callback drops what it captured, which may run user `Drop` code: guard
     // that too.
@@ -240,7 +242,8 @@ struct Running {
 }
 
 /// Makes `name` the running callback: for its chain, and for the slow-callback check and
-/// the watchdog when they are on.
+/// the watchdog. Called only while one of them is on ([`Core::diagnosing`]): otherwise the
+/// loop keeps no frame at all, which is what makes tracing free when it is off.
 fn enter(
     core: &mut Core,
     name: CallbackName,
@@ -253,13 +256,23 @@ fn enter(
 }
 
 /// Ends the running callback: reports it if it was slow, then restores the frame.
-fn leave(core: &mut Core, running: Running) {
-    if let Some(started) = running.started {
-        core.check_slow(started);
+#[inline(always)]
+fn leave(core: &mut Core, running: Option<Running>) {
+    match running {
+        Some(running) => leave_frame(core, running),
+        // No frame was entered; a context the callback set is its own all the same.
+        None => core.trace.forget_context(),
     }
-    core.trace.leave(running.entered);
-    if running.started.is_some() {
-        core.watch.publish(&core.trace);
+}
+
+fn leave_frame(core: &mut Core, Running { entered, started }: Running) {
+    match started {
+        None => core.trace.leave(entered),
+        Some(started) => {
+            core.check_slow(started);
+            core.trace.leave(entered);
+            core.watch.publish(&core.trace);
+        }
     }
 }
 

@@ -41,15 +41,14 @@ impl Core {
         // happened, jumps to the deadline instead.
         let wait = if self.clock.is_virtual() { timeout.map(|_| Duration::ZERO) } else { timeout };
         self.watch.entering_poll();
-        let polled = self.poll.poll(events, wait);
-        self.watch.left_poll();
-        if let Err(err) = polled {
+        if let Err(err) = self.poll.poll(events, wait) {
             if !is_transient(&err) {
                 return Err(err.into());
             }
             // EINTR: a signal arrived. Its byte is in the self-pipe; the next poll reports it.
             events.clear();
         }
+        self.watch.left_poll();
         if timeout != Some(Duration::ZERO) {
             // We may have slept: callbacks must not see the time from before the wait.
             self.update_time();

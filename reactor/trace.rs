@@ -319,6 +319,9 @@ impl Frame {
 /// The loop's tracing state (a field of [`Core`]).
 pub(crate) struct Tracer {
     enabled: bool,
+    /// A context has been set on this loop (ever): from then on callbacks get frames even
+    /// with tracing off, so that contexts are carried.
+    contexts: bool,
     frame: Frame,
     /// The cause of each handle's callbacks, by slot: what created the handle, or what last
     /// armed it. Empty while tracing has never been on.
@@ -327,7 +330,28 @@ pub(crate) struct Tracer {
 
 impl Tracer {
     pub(crate) fn new(enabled: bool) -> Self {
-        Tracer { enabled, frame: Frame::TOP, handle_causes: Vec::new() }
+        Tracer { enabled, contexts: false, frame: Frame::TOP, handle_causes: Vec::new() }
+    }
+
+    /// Whether callbacks need frames: tracing is on, or contexts are in use.
+    #[inline]
+    pub(crate) fn live(&self) -> bool {
+        self.enabled || self.contexts
+    }
+
+    /// After a callback that ran without a frame: drops a context it set, which belongs to it
+    /// and to what it scheduled, not to the callbacks that come next.
+    #[inline]
+    pub(crate) fn forget_context(&mut self) {
+        if self.contexts {
+            self.frame.context = None;
+        }
+    }
+
+    /// The cause of handle `id`'s callbacks, which is being freed.
+    #[inline]
+    pub(crate) fn take_handle_cause(&mut self, id: HandleId) -> Cause {
+        self.handle_causes.get_mut(id.slot as usize).and_then(Option::take)
     }
 
     /// Whether acts are recorded now: tracing is on, or the running callback has a context
@@ -337,6 +361,7 @@ impl Tracer {
     }
 
     /// Records an act made by the running callback (or the top level).
+    #[inline]
     pub(crate) fn record(&self, act: Act, site: &'static Location<'static>) -> Cause {
         if !self.recording() {
             return None;
@@ -362,11 +387,13 @@ impl Tracer {
     }
 
     /// The cause of handle `id`'s callbacks.
+    #[inline]
     pub(crate) fn handle_cause(&self, id: HandleId) -> Cause {
         self.handle_causes.get(id.slot as usize).cloned().flatten()
     }
 
     /// Sets (or, with `None`, clears) the cause of handle `id`'s callbacks.
+    #[inline]
     pub(crate) fn set_handle_cause(&mut self, id: HandleId, cause: Cause) {
         let slot = id.slot as usize;
         if slot >= self.handle_causes.len() {
@@ -380,6 +407,7 @@ impl Tracer {
 
     /// Makes `name` the running callback, until [`Tracer::leave`] restores what `enter`
     /// returns.
+    #[inline]
     pub(crate) fn enter(
         &mut self,
         name: CallbackName,
@@ -392,6 +420,7 @@ impl Tracer {
     }
 
     /// Ends the running callback.
+    #[inline]
     pub(crate) fn leave(&mut self, entered: Entered) {
         self.frame = entered.0;
     }
@@ -400,7 +429,7 @@ impl Tracer {
     pub(crate) fn chain(&self) -> Chain {
         let mut links = Vec::new();
         let cut = self.walk(|link| links.push(link));
-        Chain { callback: self.frame.name, site: self.frame.site, links, cut }
+        Chain { callback: self.frame.name, site: self.frame.site, links, cut, off: false }
     }
 
     /// The running callback and where it was handed to the loop; `None` at the top level.
@@ -529,6 +558,8 @@ pub struct Chain {
     site: Option<&'static Location<'static>>,
     links: Vec<Link>,
     cut: bool,
+    /// Made while nothing was traced: the loop kept no frame to tell.
+    off: bool,
 }
 
 impl Chain {
@@ -538,7 +569,7 @@ impl Chain {
         links: Vec<Link>,
         cut: bool,
     ) -> Self {
-        Chain { callback, site, links, cut }
+        Chain { callback, site, links, cut, off: false }
     }
 
     /// The running callback; `None` outside any callback.
@@ -567,6 +598,7 @@ impl fmt::Display for Chain {
         match (self.callback, self.site) {
             (Some(callback), Some(site)) => write!(f, "{callback} ({site})")?,
             (Some(callback), None) => write!(f, "{callback}")?,
+            (None, _) if self.off => f.write_str("(tracing off)")?,
             (None, _) => f.write_str("top level")?,
         }
         for link in &self.links {
@@ -581,11 +613,14 @@ impl fmt::Display for Chain {
 
 /// The causal chain of the running callback.
 ///
-/// Outside any callback it is `top level` with no steps; with tracing off it names the
-/// callback and has no steps. Call it in a callback that got an error to see how the failing
-/// operation came about.
+/// Outside any callback it is `top level`, with no steps. With tracing off (and no context
+/// set, slow-callback check or watchdog on) the loop keeps no record of the running callback
+/// at all, and the chain is `(tracing off)`. Call it in a callback that got an error to see
+/// how the failing operation came about.
 pub fn current(core: &Core) -> Chain {
-    core.trace.chain()
+    let mut chain = core.trace.chain();
+    chain.off = chain.callback.is_none() && !core.diagnosing();
+    chain
 }
 
 impl Core {
@@ -622,6 +657,7 @@ impl Core {
     /// # Ok::<(), reactor::Error>(())
     /// ```
     pub fn set_context<T: Any>(&mut self, value: T) {
+        self.trace.contexts = true;
         let next = self.trace.frame.context.take();
         self.trace.frame.context = Some(Rc::new(ContextValue { value: Box::new(value), next }));
     }
@@ -642,7 +678,13 @@ impl Core {
     /// Runs `f` with the running callback's context as it is now, and puts that context back
     /// afterwards: for code that calls user code more than once in one callback (one HTTP
     /// request handler after another), so that a context one of them sets stays its own.
+    #[inline]
     pub(crate) fn with_own_context<R>(&mut self, f: impl FnOnce(&mut Core) -> R) -> R {
+        if !self.trace.contexts {
+            let result = f(self);
+            self.trace.forget_context();
+            return result;
+        }
         let saved = self.trace.frame.context.clone();
         let result = f(self);
         self.trace.frame.context = saved;

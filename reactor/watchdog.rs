@@ -120,6 +120,8 @@ type BlockedHook = Box<dyn FnMut(&Blocked) + Send>;
 /// The loop's side of both tools (a field of [`Core`]).
 #[derive(Default)]
 pub(crate) struct Watch {
+    /// A slow-callback threshold or a watchdog is set: the one flag the loop checks.
+    on: bool,
     slow_threshold: Option<Duration>,
     slow_hook: Option<SlowHook>,
     dog: Option<Dog>,
@@ -144,12 +146,17 @@ impl Drop for Dog {
 
 impl Watch {
     /// Called as a callback starts. Returns the time it started if anything watches.
+    #[inline]
     pub(crate) fn callback_started(&self, trace: &Tracer) -> Option<Instant> {
-        if self.slow_threshold.is_none() && self.dog.is_none() {
+        if !self.on {
             return None;
         }
         self.publish(trace);
         Some(Instant::now())
+    }
+
+    fn update_on(&mut self) {
+        self.on = self.slow_threshold.is_some() || self.dog.is_some();
     }
 
     /// Tells the watchdog, if there is one, which callback runs now.
@@ -160,25 +167,46 @@ impl Watch {
     }
 
     /// Called before the loop blocks in poll.
+    #[inline]
     pub(crate) fn entering_poll(&self) {
-        if let Some(dog) = &self.dog {
-            dog.shared.busy_since.store(IN_POLL, Ordering::Release);
+        if self.on {
+            self.poll_state(true);
         }
     }
 
     /// Called when poll returns.
+    #[inline]
     pub(crate) fn left_poll(&self) {
-        if let Some(dog) = &self.dog {
-            dog.shared.mark_busy();
+        if self.on {
+            self.poll_state(false);
+        }
+    }
+
+    /// Tells the watchdog, if there is one, that the loop enters or leaves poll.
+    #[cold]
+    fn poll_state(&self, entering: bool) {
+        match &self.dog {
+            Some(dog) if entering => dog.shared.busy_since.store(IN_POLL, Ordering::Release),
+            Some(dog) => dog.shared.mark_busy(),
+            None => {}
         }
     }
 }
 
 impl Core {
+    /// Whether callbacks run inside a frame: tracing, contexts, or a slow-callback check or
+    /// watchdog is on. Dispatch checks this once per callback; when it is false, the loop
+    /// does no diagnostic work at all.
+    #[inline]
+    pub(crate) fn diagnosing(&self) -> bool {
+        self.trace.live() || self.watch.on
+    }
+
     /// Reports every callback that runs for longer than `threshold` (`None`: stop checking).
     /// Reports go to the hook set with [`Core::set_slow_callback_hook`], or one line on stderr.
     pub fn set_slow_callback_threshold(&mut self, threshold: Option<Duration>) {
         self.watch.slow_threshold = threshold;
+        self.watch.update_on();
     }
 
     /// Sets the function that receives slow-callback reports. It runs on the loop thread,
@@ -207,12 +235,14 @@ impl Core {
             .name("reactor-watchdog".into())
             .spawn(move || watch(&theirs, threshold, hook, &stopped))?;
         self.watch.dog = Some(Dog { shared, stop: Some(stop), thread: Some(thread) });
+        self.watch.update_on();
         Ok(())
     }
 
     /// Stops the watchdog thread, if one runs, and waits for it to end.
     pub fn stop_watchdog(&mut self) {
         self.watch.dog = None;
+        self.watch.update_on();
     }
 
     /// Called as a callback that started at `started` ends, its frame still current.

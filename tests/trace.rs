@@ -346,17 +346,24 @@ fn the_watchdog_stays_quiet_while_the_loop_sleeps_in_poll() {
 }
 
 #[test]
-fn with_tracing_off_a_chain_names_the_callback_only() {
+fn with_tracing_off_there_is_no_chain_but_a_slow_callback_check_names_the_callback() {
     within(LIMIT, || {
         let mut lp = EventLoop::builder().tracing(false).build().unwrap();
-        let seen = Rc::new(RefCell::new(None));
+        let seen = Rc::new(RefCell::new(Vec::new()));
         let out = seen.clone();
-        let look = move |core: &mut Core| *out.borrow_mut() = Some(trace::current(core));
+        let look = move |core: &mut Core| out.borrow_mut().push(trace::current(core));
+        lp.set_timeout(Duration::ZERO, look.clone());
+        lp.run().unwrap();
+        assert_eq!(seen.borrow()[0].to_string(), "(tracing off)");
+        assert_eq!(seen.borrow()[0].callback(), None);
+        // A slow-callback check keeps frames: the callback is named, with no steps.
+        lp.set_slow_callback_threshold(Some(Duration::from_secs(60)));
         let (line, _) = (line!(), lp.set_timeout(Duration::ZERO, look));
         lp.run().unwrap();
-        let chain = seen.borrow_mut().take().unwrap();
+        let chain = &seen.borrow()[1];
         assert!(chain.links().is_empty(), "{chain}");
         assert_eq!(chain.site().unwrap().line(), line);
+        assert_eq!(chain.callback().unwrap().kind(), "timer");
         assert_eq!(trace::current(&lp).to_string(), "top level");
     });
 }

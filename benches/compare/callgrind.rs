@@ -23,10 +23,12 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::http::TRACED;
 use crate::http::{REQUEST, read_responses};
 use crate::load::{self, Peer, Res, Server, Start, connect, io_err, num};
 use crate::plot;
 use crate::{Ctx, Goal, Plot, Section};
+use reactor::event_loop::TRACE_ENV;
 
 /// Requests per batch in the pipelined shape.
 const DEPTH: usize = 16;
@@ -46,7 +48,11 @@ fn out_file(run: &Run) -> Res<PathBuf> {
     let dir =
         load::profile_dir()?.parent().ok_or("odd current_exe path")?.join("compare/callgrind");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let name = if run.peer.name == "reactor" { "reactor" } else { "epoll_c" };
+    let name = match run.peer.name {
+        "reactor" => "reactor",
+        TRACED => "reactor_traced",
+        _ => "epoll_c",
+    };
     Ok(dir.join(format!("{name}-x{}-{}.out", run.batch, run.requests)))
 }
 
@@ -55,12 +61,16 @@ fn out_file(run: &Run) -> Res<PathBuf> {
 fn measure(run: &Run) -> Res<(u64, PathBuf)> {
     let file = out_file(run)?;
     let _ = std::fs::remove_file(&file);
-    let mut argv: Vec<OsString> = vec![
+    let mut argv: Vec<OsString> = Vec::new();
+    if run.peer.name == TRACED {
+        argv.extend(["env".into(), format!("{TRACE_ENV}=1").into()]);
+    }
+    argv.extend([
         "valgrind".into(),
         "--tool=callgrind".into(),
         "--quiet".into(),
         format!("--callgrind-out-file={}", file.display()).into(),
-    ];
+    ]);
     argv.extend(run.peer.argv.iter().cloned());
     let valgrind = Peer { name: run.peer.name, argv, start: Start::PrintsAddr };
     let server = Server::start(&valgrind, false)?;
@@ -133,6 +143,11 @@ pub fn run(ctx: &Ctx, http: &(PathBuf, String)) -> Res<Section> {
     let mut peers =
         vec![Peer { name: "reactor", argv: vec![http.0.clone().into()], start: Start::PrintsAddr }];
     let mut out = format!("- {version}; reactor: {}\n", http.1);
+    // The same binary with causal tracing on: what a trace record costs per request.
+    // (`measure` puts the variable in valgrind's environment, which the server inherits.)
+    let traced = vec![http.0.clone().into()];
+    peers.push(Peer { name: TRACED, argv: traced, start: Start::PrintsAddr });
+    let _ = writeln!(out, "- {TRACED}: the same binary run with `{TRACE_ENV}=1`");
     match &ctx.epoll {
         Ok((bin, note)) => {
             let argv = vec![bin.into(), "http".into()];
@@ -223,5 +238,16 @@ pub fn run(ctx: &Ctx, http: &(PathBuf, String)) -> Res<Section> {
             _ => "n/a".into(),
         },
     );
-    Ok(Section { title, markdown: out, plots, goals: vec![goal] })
+    let traced = figures.iter().find(|f| f.0 == TRACED && figures[0].1 != 0.0);
+    let traced_ratio = traced.map(|t| t.1 / figures[0].1);
+    let traced_goal = Goal::at_most(
+        "Causal tracing on: callgrind instructions per HTTP request ≤ 1.03× tracing off",
+        traced_ratio,
+        1.03,
+        match (traced_ratio, traced) {
+            (Some(r), Some(t)) => format!("{} ÷ {} = {r:.3}×", num(t.1), num(figures[0].1)),
+            _ => "n/a".into(),
+        },
+    );
+    Ok(Section { title, markdown: out, plots, goals: vec![goal, traced_goal] })
 }

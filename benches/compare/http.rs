@@ -98,6 +98,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use reactor::event_loop::TRACE_ENV;
+
 use crate::load::{
     self, DISTURBED, Peer, Res, Row, STOP_TIMEOUT, Server, Start, Usage, bars, connect, io_err,
     machine_busy_ticks, num, pinned_command, ratio, record, signal_and_wait, table, times,
@@ -106,6 +108,8 @@ use crate::load::{
 use crate::plot;
 use crate::{Ctx, Goal, Plot, Section};
 
+/// The column of reactor's server with causal tracing on (`REACTOR_TRACE=1`).
+pub const TRACED: &str = "reactor traced";
 /// Connections of the `http` section's `wrk` scenarios, all on one `wrk` thread.
 const CONNS: usize = 50;
 /// The connections of the scaling curve.
@@ -649,8 +653,13 @@ fn peers(
 ) -> (Vec<Peer>, String) {
     let mut notes = String::new();
     let reactor_argv = vec![http.0.clone().into(), "--idle-timeout".into(), IDLE_TIMEOUT_MS.into()];
-    let mut peers = vec![Peer { name: "reactor", argv: reactor_argv, start: Start::PrintsAddr }];
+    let mut peers =
+        vec![Peer { name: "reactor", argv: reactor_argv.clone(), start: Start::PrintsAddr }];
     load::write_peer(&mut notes, "reactor", Ok(&http.1));
+    // The same binary with causal tracing on: the cost of tracing, measured in the same run.
+    let traced_argv = [vec!["env".into(), format!("{TRACE_ENV}=1").into()], reactor_argv].concat();
+    peers.push(Peer { name: TRACED, argv: traced_argv, start: Start::PrintsAddr });
+    load::write_peer(&mut notes, TRACED, Ok(&format!("the same binary run with `{TRACE_ENV}=1`")));
     let mut add = |name: &'static str, found: Res<(Vec<OsString>, String)>, start: Start| {
         load::write_peer(
             &mut notes,
@@ -904,7 +913,14 @@ fn http_results(samples: &Samples, peers: &[Peer]) -> (Vec<Plot>, Vec<Goal>) {
     let p99 = Metric::Figure(Load::Plain, Figure::P99);
     let p99_vs_c = ratio(samples, peers, p99, "reactor", "epoll (C)");
     let idle = load::median_of(samples, peers, Metric::IdleBytes, "reactor");
+    let traced = ratio(samples, peers, plain, TRACED, "reactor");
     let goals = vec![
+        Goal::at_most(
+            "Causal tracing on: HTTP keep-alive server CPU per request ≤ 1.03× tracing off",
+            traced,
+            1.03,
+            times(traced),
+        ),
         Goal::at_most(
             "HTTP keep-alive: server CPU per request ≤ 1.05× epoll (C)",
             vs_c,
