@@ -42,16 +42,6 @@ pub(crate) enum Phase {
     Check,
 }
 
-impl Phase {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Phase::Idle => "idle",
-            Phase::Prepare => "prepare",
-            Phase::Check => "check",
-        }
-    }
-}
-
 /// The started watchers of each phase, in start order.
 pub(crate) struct Watchers {
     idle: Vec<HandleId>,
