@@ -41,7 +41,9 @@ impl Core {
         // happened, jumps to the deadline instead.
         let wait = if self.clock.is_virtual() { timeout.map(|_| Duration::ZERO) } else { timeout };
         self.watch.entering_poll();
+        self.metrics.entering_poll();
         let polled = self.poll.poll(events, wait);
+        self.metrics.left_poll();
         self.watch.left_poll();
         if let Err(err) = polled {
             if !is_transient(&err) {
@@ -58,7 +60,9 @@ impl Core {
             }
         }
 
+        let mut dispatched = 0;
         for event in events.iter() {
+            dispatched += 1;
             match event.token() {
                 WAKER => self.drain_inbox(),
                 SIGNALS => self.deliver_signals(),
@@ -66,6 +70,7 @@ impl Core {
                 token => self.socket_ready(HandleId::from_token(token), event),
             }
         }
+        self.metrics.polled(dispatched);
         Ok(())
     }
 }
