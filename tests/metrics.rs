@@ -124,7 +124,11 @@ fn emfile_child() {
     assert_eq!(metrics.handles.stream, 0, "no descriptor, no stream");
     // The loop shed the connection with its spare descriptor: the client sees it closed.
     client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    assert_eq!(client.read(&mut [0; 16]).unwrap_or(0), 0);
+    match client.read(&mut [0; 16]) {
+        Ok(0) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the shed connection was not closed: {other:?}"),
+    }
     println!("emfile_events: {}", metrics.emfile_events);
 }
 
@@ -161,7 +165,7 @@ fn with_timing_on_the_wait_in_poll_is_idle_time() {
         let wall = started.elapsed();
 
         assert!(metrics.timing);
-        assert!(metrics.idle >= Duration::from_millis(15), "idle {:?}", metrics.idle);
+        assert!(metrics.idle >= Duration::from_millis(10), "idle {:?}", metrics.idle);
         assert!(metrics.busy > Duration::ZERO, "the phases took some time");
         assert!(metrics.idle + metrics.busy <= wall, "idle + busy is the time timing was on");
         assert!(metrics.phases.total() <= metrics.busy, "{metrics:?}");
@@ -186,7 +190,7 @@ fn a_busy_callback_shows_in_the_lag_maximum_and_in_the_timers_phase() {
         assert!(lag.p99() >= Duration::from_millis(20) && lag.p99() <= lag.max(), "{lag:?}");
         // 20 ms = 20,000 µs falls in the bucket "under 32,768 µs" (2^15) or a later one.
         let slow: u64 = lag.counts()[15..].iter().sum();
-        assert_eq!(slow, 1, "{lag:?}");
+        assert!(slow >= 1, "{lag:?}");
         assert!(metrics.phases.timers >= Duration::from_millis(20), "{:?}", metrics.phases);
         assert!(before.phases.timers < Duration::from_millis(20));
         assert!(metrics.phases.check < Duration::from_millis(20), "{:?}", metrics.phases);
@@ -281,7 +285,7 @@ fn queued_write_bytes_are_what_a_stalled_client_has_not_taken() {
         let listener = lp
             .listen_tcp(localhost(), move |stream| {
                 seen.set(Some(stream));
-                Flood(4 * MIB)
+                Flood(8 * MIB)
             })
             .unwrap();
         let addr = lp.local_addr(listener).unwrap();
@@ -296,8 +300,8 @@ fn queued_write_bytes_are_what_a_stalled_client_has_not_taken() {
         let metrics = lp.metrics();
         let info = lp.handles_info().into_iter().find(|info| info.id == stream.id()).unwrap();
         let queued = lp.queued_bytes(stream).unwrap();
-        assert!(queued > 0, "the kernel took all 4 MiB from a client that does not read");
-        assert!(queued <= 4 * MIB);
+        assert!(queued > 0, "the kernel took all 8 MiB from a client that does not read");
+        assert!(queued <= 8 * MIB);
         assert_eq!(metrics.queued_write_bytes, queued as u64);
         assert_eq!(info.queued_bytes, queued);
         assert!(lp.dump_handles().contains(&format!("queued {queued:>8} B")));
