@@ -49,7 +49,7 @@ use crate::deferred::Deferred;
 use crate::dispatch::{PanicHook, PanicReport};
 use crate::fs_event::FsEvents;
 use crate::handle::HandleId;
-use crate::metrics::Counters;
+use crate::metrics::{LoopPhase, Recorder};
 use crate::pending::Pending;
 use crate::pool::Pool;
 use crate::process::Processes;
@@ -119,8 +119,8 @@ pub struct Core {
     pub(crate) trace: Tracer,
     /// Slow-callback checks and the watchdog (see [`watchdog`](crate::watchdog)).
     pub(crate) watch: Watch,
-    /// What the loop counts about itself (see [`metrics`](crate::metrics)).
-    pub(crate) metrics: Counters,
+    /// What the loop counts and times about itself (see [`metrics`](crate::metrics)).
+    pub(crate) metrics: Recorder,
 }
 
 /// Which kind of pass `iterate` makes.
@@ -170,29 +170,41 @@ impl EventLoop {
     }
 
     /// One loop pass, phase by phase (the module docs and `docs/ARCHITECTURE.md` explain each).
+    ///
+    /// The `metrics` lines count the pass and, when loop timing is on, time each phase (see
+    /// [`metrics`](crate::metrics)); off, each is one branch.
     fn iterate(&mut self, mode: RunMode) -> Result<bool> {
         let core = &mut self.core;
+        core.metrics.iteration_started();
         core.update_time();
         core.run_timers();
+        core.metrics.phase_done(LoopPhase::Timers);
         core.run_pending();
+        core.metrics.phase_done(LoopPhase::Pending);
         core.run_watchers(Phase::Idle);
+        core.metrics.phase_done(LoopPhase::Idle);
         core.run_watchers(Phase::Prepare);
+        core.metrics.phase_done(LoopPhase::Prepare);
 
         let timeout = match mode {
             RunMode::NoWait => Some(Duration::ZERO),
             RunMode::Default | RunMode::Once => core.poll_timeout(),
         };
         core.poll_io(&mut self.events, timeout)?;
+        core.metrics.phase_done(LoopPhase::Poll);
 
         core.run_deferred();
         core.run_watchers(Phase::Check);
+        core.metrics.phase_done(LoopPhase::Check);
         core.run_closing();
+        core.metrics.phase_done(LoopPhase::Closing);
 
         if mode == RunMode::Once {
             // If the poll slept until a timer's deadline, fire it now: `run_once` promises
             // progress (libuv's UV_RUN_ONCE does the same).
             core.update_time();
             core.run_timers();
+            core.metrics.phase_done(LoopPhase::Timers);
         }
         Ok(core.alive())
     }
@@ -308,6 +320,7 @@ pub struct Builder {
     remote_capacity: usize,
     thread_pool_size: usize,
     tracing: Option<bool>,
+    loop_timing: bool,
 }
 
 /// The environment variable that turns causal tracing on for loops whose builder does not
@@ -326,6 +339,7 @@ impl Default for Builder {
             remote_capacity: crate::remote::DEFAULT_CAPACITY,
             thread_pool_size: 0,
             tracing: None,
+            loop_timing: false,
         }
     }
 }
@@ -366,6 +380,14 @@ impl Builder {
         self
     }
 
+    /// Turns loop timing on or off (default off): idle time, time per phase and loop lag (see
+    /// [`metrics`](crate::metrics)). It can also be switched later with
+    /// [`Core::set_loop_timing`].
+    pub fn loop_timing(mut self, on: bool) -> Self {
+        self.loop_timing = on;
+        self
+    }
+
     /// Creates the loop: the poller, its waker, and empty queues.
     pub fn build(self) -> Result<EventLoop> {
         let poll = mio::Poll::new()?;
@@ -392,7 +414,7 @@ impl Builder {
             panic_hook: None,
             trace: Tracer::new(self.tracing.unwrap_or_else(tracing_from_env)),
             watch: Watch::default(),
-            metrics: Counters::default(),
+            metrics: Recorder::new(self.loop_timing),
         };
         Ok(EventLoop { core, events: mio::Events::with_capacity(self.events_capacity) })
     }

@@ -41,6 +41,7 @@ impl Core {
         // happened, jumps to the deadline instead.
         let wait = if self.clock.is_virtual() { timeout.map(|_| Duration::ZERO) } else { timeout };
         self.watch.entering_poll();
+        self.metrics.entering_poll();
         if let Err(err) = self.poll.poll(events, wait) {
             if !is_transient(&err) {
                 return Err(err.into());
@@ -48,6 +49,7 @@ impl Core {
             // EINTR: a signal arrived. Its byte is in the self-pipe; the next poll reports it.
             events.clear();
         }
+        self.metrics.left_poll();
         self.watch.left_poll();
         if timeout != Some(Duration::ZERO) {
             // We may have slept: callbacks must not see the time from before the wait.
@@ -57,7 +59,9 @@ impl Core {
             }
         }
 
+        let mut dispatched = 0;
         for event in events.iter() {
+            dispatched += 1;
             match event.token() {
                 WAKER => self.drain_inbox(),
                 SIGNALS => self.deliver_signals(),
@@ -65,6 +69,7 @@ impl Core {
                 token => self.socket_ready(HandleId::from_token(token), event),
             }
         }
+        self.metrics.polled(dispatched);
         Ok(())
     }
 }

@@ -66,6 +66,7 @@ pub mod fs;
 pub mod fs_event;
 pub mod handle;
 pub mod http;
+mod introspect;
 mod io;
 pub mod listener;
 pub mod metrics;
@@ -92,6 +93,7 @@ pub use handle::{
     Check, FsWatch, HandleId, Idle, Listener, Prepare, Process, Signal, Stream, Timer, Udp,
 };
 pub use listener::ListenOptions;
+pub use metrics::{AliveReason, HandleInfo, Metrics};
 pub use pool::{Work, WorkError};
 pub use remote::{PostError, PostErrorKind, Remote};
 pub use stream::{Conn, StreamHandler};

@@ -274,8 +274,14 @@ impl Core {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) => match classify(&err) {
                     AcceptError::Connection => {}
-                    AcceptError::NoDescriptors if self.shed(id) => return,
-                    AcceptError::NoDescriptors | AcceptError::Other => {
+                    AcceptError::NoDescriptors => {
+                        self.metrics.emfile_events += 1;
+                        if !self.shed(id) {
+                            self.retry_accept_later(id);
+                        }
+                        return;
+                    }
+                    AcceptError::Other => {
                         self.retry_accept_later(id);
                         return;
                     }

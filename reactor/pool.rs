@@ -153,6 +153,11 @@ impl Pool {
         !self.owed.is_empty()
     }
 
+    /// How many pieces of work have a `done` yet to run (for [`Core::alive_reasons`]).
+    pub(crate) fn owed(&self) -> usize {
+        self.owed.len()
+    }
+
     /// The size to start with: the builder's, or the environment's, or the default.
     fn threads(&self) -> usize {
         if self.size > 0 {

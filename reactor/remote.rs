@@ -109,6 +109,13 @@ impl Inbox {
         // an empty queue under the lock means nothing is on its way.
         self.shared.refs.load(Ordering::Acquire) > 0 || !self.shared.lock().items.is_empty()
     }
+
+    /// How many referenced `Remote`s exist, and how many posted closures wait to run: what
+    /// [`Inbox::keeps_alive`] looks at, counted (for [`Core::alive_reasons`]).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let posted = self.shared.lock().items.len();
+        (self.shared.refs.load(Ordering::Acquire), posted)
+    }
 }
 
 impl Drop for Inbox {

@@ -63,6 +63,14 @@ impl Slots {
     pub(crate) fn len(&self) -> usize {
         self.slab.len()
     }
+
+    /// Every handle with its id, in slot order (for [`Core::handles_info`](crate::Core) and
+    /// the metrics' handle counts).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (HandleId, &Handle)> {
+        self.slab.iter().map(|(slot, handle)| {
+            (HandleId { slot: slot as u32, generation: handle.generation }, handle)
+        })
+    }
 }
 
 #[cfg(test)]
