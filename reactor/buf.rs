@@ -8,9 +8,26 @@
 //! The queue is a list of chunks. Small writes are appended to the last chunk while it has
 //! room, so a burst of tiny writes costs one allocation and one iovec, not one each; a large
 //! write becomes a chunk of its own without being split.
+//!
+//! # Completions
+//!
+//! A write made with [`Core::write_with`] leaves its callback here, tagged with the offset of
+//! the write's last byte counted from the queue's creation (`consumed` counts the same way).
+//! Once `consumed` reaches that offset, the kernel has taken every byte of the write and of
+//! those before it, and [`WriteQueue::pop_done`] hands the callback back, oldest first. A
+//! queue is freed only when it is empty, and then every callback it held is due: no callback
+//! outlives its queue except through `into_done`, when the stream ends with bytes unsent.
+//! Streams that never use `write_with` pay an empty `VecDeque` in a queue that exists only
+//! while output is pending, and one addition per `consume`.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::panic::Location;
+
+use crate::Result;
+use crate::dispatch::Task;
+use crate::event_loop::Core;
+use crate::trace::Cause;
 
 /// Below this size a new chunk is given extra capacity, so the small writes that follow can
 /// join it instead of allocating chunks of their own.
@@ -29,6 +46,37 @@ pub(crate) struct WriteQueue {
     sent: usize,
     /// Unsent bytes in all chunks.
     len: usize,
+    /// Bytes sent since the queue was created: the clock the completions' offsets are read on.
+    consumed: u64,
+    /// `write_with` callbacks waiting for their bytes, oldest first, each with the value of
+    /// `consumed` at which it is due.
+    done: VecDeque<(u64, OnWritten)>,
+}
+
+/// What [`Core::write_with`] calls back: the loop and the write's outcome.
+pub(crate) type WrittenFn = Box<dyn FnOnce(&mut Core, Result<()>)>;
+
+/// The callback of a [`Core::write_with`], waiting for the outcome of its write.
+///
+/// Like pool work's `done`, it is not a [`Task`] yet: the outcome it will be called with is
+/// known only when the write finishes, one way or the other. Its site and cause are recorded
+/// when the write is made, as [`Core::task`] records them.
+pub(crate) struct OnWritten {
+    callback: WrittenFn,
+    site: &'static Location<'static>,
+    cause: Cause,
+}
+
+impl OnWritten {
+    pub(crate) fn new(callback: WrittenFn, site: &'static Location<'static>, cause: Cause) -> Self {
+        OnWritten { callback, site, cause }
+    }
+
+    /// The callback, ready to run with `outcome`.
+    pub(crate) fn into_task(self, outcome: Result<()>) -> Task {
+        let OnWritten { callback, site, cause } = self;
+        Task { run: Box::new(move |core: &mut Core| callback(core, outcome)), site, cause }
+    }
 }
 
 impl WriteQueue {
@@ -69,10 +117,30 @@ impl WriteQueue {
         filled
     }
 
+    /// Registers `on_written`, due once every byte pushed so far has been consumed.
+    pub(crate) fn push_done(&mut self, on_written: OnWritten) {
+        self.done.push_back((self.consumed + self.len as u64, on_written));
+    }
+
+    /// The oldest completion whose bytes have all been consumed, if any.
+    pub(crate) fn pop_done(&mut self) -> Option<OnWritten> {
+        match self.done.front() {
+            Some(&(end, _)) if end <= self.consumed => self.done.pop_front().map(|(_, done)| done),
+            _ => None,
+        }
+    }
+
+    /// The completions still waiting, oldest first: the stream ended before their bytes were
+    /// sent.
+    pub(crate) fn into_done(self) -> impl Iterator<Item = OnWritten> {
+        self.done.into_iter().map(|(_, done)| done)
+    }
+
     /// Drops the first `n` unsent bytes: the kernel took them.
     pub(crate) fn consume(&mut self, mut n: usize) {
         debug_assert!(n <= self.len);
         self.len -= n;
+        self.consumed += n as u64;
         while n > 0 {
             let front = self.chunks.front().expect("consumed more than was queued");
             let left = front.len() - self.sent;
@@ -122,5 +190,48 @@ mod tests {
         queue.consume(5);
         assert!(queue.is_empty());
         assert!(queue.chunks.is_empty());
+    }
+
+    /// A completion told apart from others by its site, the line that made it. It is never
+    /// run.
+    #[track_caller]
+    fn completion() -> (OnWritten, u32) {
+        let site = Location::caller();
+        (OnWritten::new(Box::new(|_, _| unreachable!()), site, None), site.line())
+    }
+
+    fn line(done: Option<OnWritten>) -> Option<u32> {
+        done.map(|done| done.site.line())
+    }
+
+    #[test]
+    fn a_completion_is_due_once_its_last_byte_and_all_before_it_are_consumed() {
+        let mut queue = WriteQueue::default();
+        queue.push(b"hello");
+        let (first, first_line) = completion();
+        queue.push_done(first);
+        queue.push(&[b'.'; MIN_CHUNK]);
+        let (second, second_line) = completion();
+        queue.push_done(second);
+        // Nothing pushed between: due at the same offset, and still in order.
+        let (third, third_line) = completion();
+        queue.push_done(third);
+        queue.push(b"tail");
+        let (fourth, fourth_line) = completion();
+        queue.push_done(fourth);
+
+        assert!(line(queue.pop_done()).is_none());
+        queue.consume(4);
+        assert!(line(queue.pop_done()).is_none(), "one byte of the first write is unsent");
+        queue.consume(1);
+        assert_eq!(line(queue.pop_done()), Some(first_line));
+        assert!(line(queue.pop_done()).is_none());
+        queue.consume(MIN_CHUNK);
+        assert_eq!(line(queue.pop_done()), Some(second_line));
+        assert_eq!(line(queue.pop_done()), Some(third_line));
+        assert!(line(queue.pop_done()).is_none());
+        queue.consume(3);
+        let left: Vec<u32> = queue.into_done().map(|done| done.site.line()).collect();
+        assert_eq!(left, [fourth_line], "the unsent write's completion is left");
     }
 }

@@ -28,6 +28,11 @@
 //! - While callbacks are queued the loop is alive and its poll does not block.
 //! - The queue grows only by what callbacks defer; there is no cancellation (keep a flag in the
 //!   closure if one may need to be skipped).
+//!
+//! The loop queues some callbacks of its own here, in the same order with the rest, so that
+//! none runs inside the call that caused it: the completion of a
+//! [`write_with`](Core::write_with) whose bytes the kernel took at once (or has taken since),
+//! and the `done` of cancelled [pool work](crate::pool).
 
 use std::collections::VecDeque;
 use std::mem;
@@ -36,18 +41,25 @@ use crate::dispatch::{self, Task};
 use crate::event_loop::Core;
 use crate::trace::{Act, Kind};
 
-/// The queue of deferred callbacks.
+/// The queue of deferred callbacks, each with the kind it runs as.
 pub(crate) struct Deferred {
-    queue: VecDeque<Task>,
+    queue: VecDeque<(Task, Kind)>,
     /// An empty queue kept to swap in, so that neither queue reallocates in steady state.
-    spare: VecDeque<Task>,
+    spare: VecDeque<(Task, Kind)>,
 }
 
 impl Deferred {
     /// Queues `task` for this iteration's check phase, with the site it carries (for a
     /// callback the loop defers on the user's behalf, such as a cancelled work's `done`).
     pub(crate) fn push(&mut self, task: Task) {
-        self.queue.push_back(task);
+        self.push_as(task, Kind::Deferred);
+    }
+
+    /// [`Deferred::push`] for a callback that is not a deferred one, such as the completion of
+    /// a write the kernel took at once: it runs in the check phase all the same, but as `kind`,
+    /// which is what its chain and a panic report call it (`write done callback`).
+    pub(crate) fn push_as(&mut self, task: Task, kind: Kind) {
+        self.queue.push_back((task, kind));
     }
 
     pub(crate) fn new() -> Self {
@@ -68,7 +80,7 @@ impl Core {
     #[track_caller]
     pub fn defer(&mut self, callback: impl FnOnce(&mut Core) + 'static) {
         let task = self.task(Act::Deferred, Box::new(callback));
-        self.deferred.queue.push_back(task);
+        self.deferred.push(task);
     }
 
     /// Runs the callbacks deferred so far. Those they defer go to the fresh queue swapped in
@@ -79,8 +91,8 @@ impl Core {
         }
         let fresh = mem::take(&mut self.deferred.spare);
         let mut batch = mem::replace(&mut self.deferred.queue, fresh);
-        while let Some(task) = batch.pop_front() {
-            dispatch::run_task(self, task, Kind::Deferred);
+        while let Some((task, kind)) = batch.pop_front() {
+            dispatch::run_task(self, task, kind);
         }
         self.deferred.spare = batch;
     }

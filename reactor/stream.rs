@@ -57,6 +57,9 @@
 //! the low watermark. Pausing on `false` and resuming in `on_drain` is the whole of
 //! backpressure: memory stays bounded by the watermark plus one read.
 //!
+//! [`Core::write_with`] (and [`Conn::write_with`]) is `write` with a callback that runs once the
+//! kernel has taken every byte of the write, or with the error that ended the stream first.
+//!
 //! # Ending a stream
 //!
 //! - [`Core::shutdown`] half-closes: a FIN is sent once the queue is flushed; reading goes on.
@@ -82,11 +85,12 @@ use std::panic::Location;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::buf::{MAX_IOVECS, WriteQueue};
+use crate::buf::{MAX_IOVECS, OnWritten, WriteQueue, WrittenFn};
 use crate::dispatch::{Callback, Task};
 use crate::error::is_transient;
 use crate::event_loop::Core;
 use crate::handle::{Handle, HandleId, State, Stream, Timer};
+use crate::trace::{Act, Kind};
 use crate::{Error, Result, sys};
 
 mod connect;
@@ -159,7 +163,7 @@ pub trait StreamHandler: 'static {
 ///
 /// The calls mirror the `Core` calls that take a stream id, for the handler's own stream. They
 /// cannot fail on a stream that is still open; once it is closing, writes are dropped and
-/// report `false`, the rest do nothing.
+/// report `false` (and `write_with` hands its callback the error), the rest do nothing.
 pub struct Conn<'a> {
     core: &'a mut Core,
     stream: Stream,
@@ -189,6 +193,31 @@ impl<'a> Conn<'a> {
     /// Queues `data` (see [`Core::write`]). `false`: stop writing until `on_drain`.
     pub fn write(&mut self, data: &[u8]) -> bool {
         self.core.write(self.stream, data).unwrap_or(false)
+    }
+
+    /// Queues `data` and calls `on_written` once the kernel has taken all of it (see
+    /// [`Core::write_with`]). `false`: stop writing until `on_drain`.
+    ///
+    /// Unlike `Core::write_with`, this cannot return an error, so on a stream that is closing
+    /// (or shut down, or whose write fails at once) `on_written` gets it instead: it runs with
+    /// the error `Core::write_with` would have returned, in the check phase, and the call
+    /// returns `false` (Node's `socket.write(data, cb)` on a destroyed socket does the same).
+    #[track_caller]
+    pub fn write_with(
+        &mut self,
+        data: &[u8],
+        on_written: impl FnOnce(&mut Core, Result<()>) + 'static,
+    ) -> bool {
+        let mut on_written = Some(self.core.on_written(Box::new(on_written)));
+        match self.core.write_bufs(self.stream, &[data], &mut on_written) {
+            Ok(below) => below,
+            Err(err) => {
+                if let Some(on_written) = on_written {
+                    self.core.deferred.push_as(on_written.into_task(Err(err)), Kind::WriteDone);
+                }
+                false
+            }
+        }
     }
 
     /// Queues several buffers with one system call (see [`Core::write_vectored`]).
@@ -382,12 +411,91 @@ impl Core {
     /// Errors: [`Error::Closed`] once the stream is closing (also after a write error, which
     /// `on_close` reports), and `BrokenPipe` after [`Core::shutdown`].
     pub fn write(&mut self, stream: Stream, data: &[u8]) -> Result<bool> {
-        self.write_vectored(stream, &[data])
+        self.write_bufs(stream, &[data], &mut None)
+    }
+
+    /// [`Core::write`], and `on_written` runs once every byte of `data` (and of everything
+    /// written to the stream before it) has been handed to the kernel: libuv's `uv_write`
+    /// callback, Node's `socket.write(data, cb)`. Returns what `write` returns: `Ok(false)`
+    /// asks to stop writing until `on_drain`; `on_written` runs either way.
+    ///
+    /// ```no_run
+    /// # use reactor::{EventLoop, StreamHandler, Conn};
+    /// # struct Quiet;
+    /// # impl StreamHandler for Quiet { fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {} }
+    /// # let mut lp = EventLoop::new()?;
+    /// # let stream = lp.connect_tcp("127.0.0.1:7000".parse().unwrap(), Quiet)?;
+    /// lp.write_with(stream, b"bye\n", move |core, result| {
+    ///     if result.is_ok() {
+    ///         let _ = core.close(stream); // every byte is out: now close
+    ///     }
+    /// })?;
+    /// # Ok::<(), reactor::Error>(())
+    /// ```
+    ///
+    /// The rules:
+    ///
+    /// - `on_written` never runs inside this call (nor does libuv's inside `uv_write`). When
+    ///   the kernel takes all of `data` at once, it runs in the check phase of this iteration
+    ///   (of the next one if this call is made in the check phase), as deferred callbacks do.
+    ///   When some of `data` is queued, it runs in the check phase of the iteration whose poll
+    ///   phase flushed the last byte.
+    /// - The callbacks of one stream run in the order of their writes. An empty `data` is
+    ///   written once everything before it is.
+    /// - `Ok(())` means the kernel has the bytes, not that the peer has read them. A graceful
+    ///   [`Core::close`] flushes the queue first, so writes made before it still complete
+    ///   with `Ok(())`.
+    /// - If the stream ends before the bytes are flushed, each outstanding `on_written` runs
+    ///   exactly once with an error: the error that ended the stream (the one `on_close`
+    ///   gets: a reset, a broken pipe, the close timeout's `TimedOut`, a failed connect) as
+    ///   [`Error::Io`], or [`Error::Closed`] if it ended without one ([`Core::abort`]). They
+    ///   run in the check phase, before `on_close`; only a stream ended *during* the check
+    ///   phase (by a deferred, check or write callback) gets its `on_close` first, as its
+    ///   write callbacks wait for the next iteration's check phase.
+    /// - When this call returns an error, `on_written` is dropped and never called (a call
+    ///   that fails never invokes its callback). The errors are `write`'s: [`Error::Closed`] on
+    ///   a closing or freed stream (also when this very write failed, which `on_close` then
+    ///   reports), `BrokenPipe` after [`Core::shutdown`]. ([`Conn::write_with`], which returns
+    ///   no error, gives it to `on_written` instead.)
+    /// - A panic in `on_written` is caught and reported like a deferred callback's (its
+    ///   [kind](crate::PanicReport::kind) is `"write done"`); the stream is not closed.
+    /// - If the loop is dropped first, outstanding callbacks are dropped without running.
+    ///
+    /// The callbacks wait in the stream's write queue, which exists only while output is
+    /// unsent; a stream that never calls `write_with` pays for them only an empty list in that
+    /// queue (see `docs/streams.md`).
+    #[track_caller]
+    pub fn write_with(
+        &mut self,
+        stream: Stream,
+        data: &[u8],
+        on_written: impl FnOnce(&mut Core, Result<()>) + 'static,
+    ) -> Result<bool> {
+        let mut on_written = Some(self.on_written(Box::new(on_written)));
+        self.write_bufs(stream, &[data], &mut on_written)
+    }
+
+    /// A `write_with` callback, with the act that queued it recorded at the caller's site.
+    #[track_caller]
+    fn on_written(&self, callback: WrittenFn) -> OnWritten {
+        let site = Location::caller();
+        OnWritten::new(callback, site, self.trace.record(Act::Wrote, site))
     }
 
     /// [`Core::write`] for several buffers, sent with one `writev` (a response head and body,
     /// say).
     pub fn write_vectored(&mut self, stream: Stream, bufs: &[&[u8]]) -> Result<bool> {
+        self.write_bufs(stream, bufs, &mut None)
+    }
+
+    /// Every write: `bufs`, then `on_written` once the kernel has taken them. The callback is
+    /// taken out of `on_written` once it is handed over; after an error it is still there.
+    fn write_bufs(
+        &mut self,
+        stream: Stream,
+        bufs: &[&[u8]],
+        on_written: &mut Option<OnWritten>,
+    ) -> Result<bool> {
         let id = stream.0;
         let state = self.open_stream_mut(id)?;
         if state.shutdown_requested {
@@ -400,6 +508,7 @@ impl Core {
             // other write.
             let below = state.queued() <= state.high_water as usize;
             state.needs_drain |= !below;
+            self.wait_for_queue(id, on_written);
             return Ok(below);
         }
         let mut sent = 0;
@@ -428,6 +537,9 @@ impl Core {
                 }
             }
             if sent == total {
+                if let Some(on_written) = on_written.take() {
+                    self.deferred.push_as(on_written.into_task(Ok(())), Kind::WriteDone);
+                }
                 return Ok(true);
             }
         }
@@ -448,7 +560,20 @@ impl Core {
         let Some(state) = self.stream_mut(id) else { return Err(Error::Closed(id)) };
         let below = state.queued() <= state.high_water as usize;
         state.needs_drain |= !below;
+        // Registered last, so that a flush above that failed has not called it with an
+        // error while this call returns one.
+        self.wait_for_queue(id, on_written);
         Ok(below)
+    }
+
+    /// Hands `on_written` to stream `id`'s queue, due once what is queued now has been sent;
+    /// with nothing queued, to the check phase.
+    fn wait_for_queue(&mut self, id: HandleId, on_written: &mut Option<OnWritten>) {
+        let Some(on_written) = on_written.take() else { return };
+        match self.stream_mut(id).and_then(|state| state.queue.as_deref_mut()) {
+            Some(queue) => queue.push_done(on_written),
+            None => self.deferred.push_as(on_written.into_task(Ok(())), Kind::WriteDone),
+        }
     }
 
     /// Sets the stream's watermarks: `write` returns `false` above `high` queued bytes, and
@@ -587,5 +712,17 @@ impl Core {
                 self.pending.push_handle(id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Idle connections' memory is benchmarked: what a stream keeps beside its handler must
+    /// not grow (`write_with`'s bookkeeping lives in the write queue for that reason).
+    #[test]
+    fn a_stream_state_is_64_bytes() {
+        assert_eq!(std::mem::size_of::<StreamState>(), 64);
     }
 }

@@ -5,10 +5,12 @@ use std::io::{self, IoSlice};
 use std::mem;
 
 use super::{CLOSE_TIMEOUT, DISCARD_LIMIT, Linger, READ_BUDGET, READ_BUFFER_SIZE, Socket};
+use crate::Error;
 use crate::buf::MAX_IOVECS;
 use crate::dispatch::{self, Event, StreamEvent, Task};
 use crate::event_loop::Core;
 use crate::handle::{Handle, HandleId, State};
+use crate::trace::Kind;
 
 impl Core {
     /// A readiness event for stream `id`.
@@ -171,9 +173,12 @@ impl Core {
     }
 
     /// Writes the queue out with `writev` until it is empty or the socket is full. Returns
-    /// `false` if the stream failed (and is finished). Calls no user code.
+    /// `false` if the stream failed (and is finished). Calls no user code: the `write_with`
+    /// callbacks whose bytes are now sent go to the check phase.
     pub(super) fn write_out(&mut self, id: HandleId) -> bool {
-        let Some(state) = self.stream_mut(id) else { return false };
+        let Some(Handle { state: State::Stream(state), .. }) = self.handles.get_mut(id) else {
+            return false;
+        };
         if let Some(queue) = state.queue.as_mut() {
             while !queue.is_empty() {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
@@ -184,7 +189,13 @@ impl Core {
                         self.finish_stream(id, Some(err), None);
                         return false;
                     }
-                    Ok(n) => queue.consume(n),
+                    Ok(n) => {
+                        queue.consume(n);
+                        // Before a later `writev` can fail: these bytes are the kernel's.
+                        while let Some(done) = queue.pop_done() {
+                            self.deferred.push_as(done.into_task(Ok(())), Kind::WriteDone);
+                        }
+                    }
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                     Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                     Err(err) => {
@@ -285,7 +296,9 @@ impl Core {
     }
 
     /// The end of every stream: drop the queue, and put the handle on the closing list, where
-    /// `on_close` runs and the socket is closed. `error` is what ended it.
+    /// `on_close` runs and the socket is closed. `error` is what ended it; the `write_with`
+    /// callbacks of unsent output get it too (a copy each), or `Error::Closed` without one,
+    /// in the check phase.
     pub(crate) fn finish_stream(
         &mut self,
         id: HandleId,
@@ -298,7 +311,15 @@ impl Core {
             return;
         }
         state.finished = true;
-        state.queue = None;
+        if let Some(queue) = state.queue.take() {
+            for done in queue.into_done() {
+                let err = match &error {
+                    Some(err) => Error::Io(copy_error(err)),
+                    None => Error::Closed(id),
+                };
+                self.deferred.push_as(done.into_task(Err(err)), Kind::WriteDone);
+            }
+        }
         handle.closing = true;
         if !self.addresses_left.is_empty() {
             self.addresses_left.remove(&id);
@@ -309,5 +330,14 @@ impl Core {
         }
         self.set_active(id, false);
         self.closing.push(id, on_close, error);
+    }
+}
+
+/// An `io::Error` like `err`, for each of several callbacks (`io::Error` is not `Clone`): the
+/// same OS error code, or the same kind and message.
+fn copy_error(err: &io::Error) -> io::Error {
+    match err.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(err.kind(), err.to_string()),
     }
 }
