@@ -471,3 +471,37 @@ fn http_get_reports_refused_connections_unknown_hosts_and_bad_urls() {
         assert!(err.contains("usage"), "{bad}: {err:?}");
     }
 }
+
+#[test]
+fn trace_prints_the_chains_of_a_write_a_panic_and_a_blocked_loop() {
+    let (status, out, err) = run_to_end("trace", &[]);
+    assert!(status.success(), "{status}\n{out}\n{err}");
+    let steps = |title: &str| -> Vec<String> {
+        let start = out.find(title).unwrap_or_else(|| panic!("no {title:?} in\n{out}"));
+        out[start..]
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .map(str::to_owned)
+            .collect()
+    };
+    // The write completion's chain, step by step (the lines are the example's).
+    let write = steps("chain of the write completion:");
+    let kinds: Vec<&str> = write.iter().map(|l| l.trim().split(" (").next().unwrap()).collect();
+    assert_eq!(kinds.len(), 6, "{out}");
+    assert_eq!(kinds[0], "write done callback");
+    assert_eq!(kinds[1], "<- queued write in work done callback");
+    assert!(kinds[2].starts_with("<- queued work in callback of timer#"), "{out}");
+    assert!(kinds[3].starts_with("<- armed in data callback of stream#"), "{out}");
+    assert!(kinds[4].starts_with("<- accepted by listener#"), "{out}");
+    assert_eq!(kinds[5], "<- created");
+    assert!(write.iter().all(|l| l.contains("(examples/trace.rs:")), "{out}");
+    assert!(out.contains("request id seen there: Some(1)"), "{out}");
+    assert!(out.contains("client got \"HELLO\""), "{out}");
+    let panic = steps("panic report:");
+    assert!(panic[0].trim().starts_with("work done callback ("), "{out}");
+    assert!(panic[1].contains("<- queued work in deferred callback"), "{out}");
+    assert!(panic.iter().any(|l| l.contains("deep down")), "{out}");
+    assert!(out.contains("reactor: loop blocked for "), "{out}");
+    assert!(out.contains("reactor: slow callback, "), "{out}");
+}

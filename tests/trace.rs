@@ -424,3 +424,61 @@ fn pipelined_http_requests_each_get_their_own_context() {
         assert_eq!(*seen.borrow(), [(1, None, Some(1)), (2, None, Some(2))]);
     });
 }
+
+#[test]
+fn a_write_completed_after_pool_work_tells_the_whole_chain() {
+    within(LIMIT, || {
+        let mut lp = traced_loop();
+        let written: Rc<RefCell<Option<(Chain, reactor::Result<()>)>>> = Rc::default();
+        let lines = Rc::new(RefCell::new(Vec::new()));
+        let (out, lines_out) = (written.clone(), lines.clone());
+        let factory = move |_: Stream| {
+            let (out, lines) = (out.clone(), lines_out.clone());
+            OnData(move |conn: &mut Conn<'_>, data: &[u8]| {
+                let (core, stream) = conn.split();
+                let (out, lines2, text) = (out.clone(), lines.clone(), data.to_vec());
+                let done = move |core: &mut Core, upper: Result<Vec<u8>, reactor::WorkError>| {
+                    let on_written = move |core: &mut Core, result: reactor::Result<()>| {
+                        *out.borrow_mut() = Some((trace::current(core), result));
+                        let _ = core.close(stream);
+                    };
+                    let upper = upper.unwrap();
+                    let (line, _) = (line!(), core.write_with(stream, &upper, on_written));
+                    lines2.borrow_mut().push(line);
+                };
+                let work = move || text.to_ascii_uppercase();
+                let (line, _) = (line!(), core.queue_work(work, done));
+                lines.borrow_mut().push(line);
+            })
+        };
+        let (listen_line, listener) = (line!(), lp.listen_tcp(any_port(), factory).unwrap());
+        let addr = lp.local_addr(listener).unwrap();
+        let peer = client(addr, b"hello");
+        while written.borrow().is_none() {
+            lp.run_once().unwrap();
+        }
+        lp.close(listener).unwrap();
+        lp.run().unwrap();
+        assert_eq!(peer.join().unwrap(), b"HELLO");
+
+        let (chain, result) = written.borrow_mut().take().unwrap();
+        result.unwrap();
+        let (queue_line, write_line) = (lines.borrow()[0], lines.borrow()[1]);
+        assert_eq!(chain.callback().unwrap().kind(), "write done", "{chain}");
+        assert_eq!(chain.site().unwrap().line(), write_line);
+        let stream = chain.links()[1].within().unwrap().handle_id().unwrap();
+        assert_steps(
+            &chain,
+            &[
+                Step(Act::Wrote, Some("work done callback".into()), write_line),
+                Step(Act::QueuedWork, Some(format!("data callback of stream{stream}")), queue_line),
+                Step(
+                    Act::Accepted,
+                    Some(format!("accept callback of listener{}", listener.id())),
+                    listen_line,
+                ),
+                Step(Act::Created, None, listen_line),
+            ],
+        );
+    });
+}
