@@ -10,7 +10,7 @@ use std::panic::Location;
 use std::time::Duration;
 
 use crate::event_loop::Core;
-use crate::handle::{Handle, HandleId, State, Stream, Udp};
+use crate::handle::{Handle, HandleId, State, Udp};
 use crate::metrics::HandleCounts;
 use crate::trace::Kind;
 
@@ -241,7 +241,8 @@ impl Core {
     /// [`stream`](crate::stream) (`Core::queued_bytes` refuses closed handles): 0.
     fn queued_for_writing(&self, id: HandleId, handle: &Handle) -> usize {
         match handle.state {
-            State::Stream(_) => self.queued_bytes(Stream(id)).unwrap_or(0),
+            // Also a closing stream's: it is still flushing.
+            State::Stream(ref stream) => stream.queued(),
             State::Udp(_) => self.udp_queued_bytes(Udp(id)).unwrap_or(0),
             _ => 0,
         }

@@ -327,7 +327,7 @@ impl StreamState {
         }
     }
 
-    fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.queue.as_ref().map_or(0, |queue| queue.len())
     }
 
