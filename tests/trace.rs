@@ -254,7 +254,7 @@ fn contexts_of_two_concurrent_requests_do_not_leak_into_each_other() {
                         let _ = core.close(stream);
                     });
                 };
-                core.queue_work(move || drop(both.wait()), done).unwrap();
+                core.queue_work(move || _ = both.wait(), done).unwrap();
             })
         };
         let listener = lp.listen_tcp(any_port(), factory).unwrap();
@@ -425,11 +425,14 @@ fn pipelined_http_requests_each_get_their_own_context() {
     });
 }
 
+/// What a write completion saw: its chain and its result.
+type Written = (Chain, reactor::Result<()>);
+
 #[test]
 fn a_write_completed_after_pool_work_tells_the_whole_chain() {
     within(LIMIT, || {
         let mut lp = traced_loop();
-        let written: Rc<RefCell<Option<(Chain, reactor::Result<()>)>>> = Rc::default();
+        let written: Rc<RefCell<Option<Written>>> = Rc::default();
         let lines = Rc::new(RefCell::new(Vec::new()));
         let (out, lines_out) = (written.clone(), lines.clone());
         let factory = move |_: Stream| {
