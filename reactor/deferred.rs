@@ -29,10 +29,10 @@
 //! - The queue grows only by what callbacks defer; there is no cancellation (keep a flag in the
 //!   closure if one may need to be skipped).
 //!
-//! The loop queues some callbacks of its own here, in the same order with the rest, so that
-//! none runs inside the call that caused it: the completion of a
-//! [`write_with`](Core::write_with) whose bytes the kernel took at once (or has taken since),
-//! and the `done` of cancelled [pool work](crate::pool).
+//! The loop queues some callbacks of its own here, in one order with the rest, so that none
+//! runs inside the call that caused it: the callbacks of [`write_with`](Core::write_with), once
+//! the kernel has taken their bytes or the stream has ended (they run as `write done`
+//! callbacks, not deferred ones), and the `done` of cancelled [pool work](crate::pool).
 
 use std::collections::VecDeque;
 use std::mem;
@@ -55,9 +55,9 @@ impl Deferred {
         self.push_as(task, Kind::Deferred);
     }
 
-    /// [`Deferred::push`] for a callback that is not a deferred one, such as the completion of
-    /// a write the kernel took at once: it runs in the check phase all the same, but as `kind`,
-    /// which is what its chain and a panic report call it (`write done callback`).
+    /// [`Deferred::push`] for a callback that is not a deferred one, such as a `write_with`
+    /// callback: it runs in the check phase all the same, but as `kind`, which is what its
+    /// chain and a panic report call it (`write done callback`).
     pub(crate) fn push_as(&mut self, task: Task, kind: Kind) {
         self.queue.push_back((task, kind));
     }

@@ -208,13 +208,14 @@ impl<'a> Conn<'a> {
         data: &[u8],
         on_written: impl FnOnce(&mut Core, Result<()>) + 'static,
     ) -> bool {
-        let mut on_written = Some(self.core.on_written(Box::new(on_written)));
-        match self.core.write_bufs(self.stream, &[data], &mut on_written) {
-            Ok(below) => below,
+        let on_written = self.core.on_written(Box::new(on_written));
+        match self.core.write_vectored(self.stream, &[data]) {
+            Ok(below) => {
+                self.core.wait_for_queue(self.stream.0, on_written);
+                below
+            }
             Err(err) => {
-                if let Some(on_written) = on_written {
-                    self.core.deferred.push_as(on_written.into_task(Err(err)), Kind::WriteDone);
-                }
+                self.core.deferred.push_as(on_written.into_task(Err(err)), Kind::WriteDone);
                 false
             }
         }
@@ -411,7 +412,7 @@ impl Core {
     /// Errors: [`Error::Closed`] once the stream is closing (also after a write error, which
     /// `on_close` reports), and `BrokenPipe` after [`Core::shutdown`].
     pub fn write(&mut self, stream: Stream, data: &[u8]) -> Result<bool> {
-        self.write_bufs(stream, &[data], &mut None)
+        self.write_vectored(stream, &[data])
     }
 
     /// [`Core::write`], and `on_written` runs once every byte of `data` (and of everything
@@ -437,11 +438,12 @@ impl Core {
     ///
     /// - `on_written` never runs inside this call (nor does libuv's inside `uv_write`). When
     ///   the kernel takes all of `data` at once, it runs in the check phase of this iteration
-    ///   (of the next one if this call is made in the check phase), as deferred callbacks do.
-    ///   When some of `data` is queued, it runs in the check phase of the iteration whose poll
-    ///   phase flushed the last byte.
+    ///   (of the next one if this call is made in the check or closing phase), as deferred
+    ///   callbacks do. When some of `data` is queued, it runs in the check phase of the
+    ///   iteration whose poll phase flushed the last byte.
     /// - The callbacks of one stream run in the order of their writes. An empty `data` is
-    ///   written once everything before it is.
+    ///   written once everything before it is, and the stream is connected (writes made while
+    ///   it connects wait for the connect).
     /// - `Ok(())` means the kernel has the bytes, not that the peer has read them. A graceful
     ///   [`Core::close`] flushes the queue first, so writes made before it still complete
     ///   with `Ok(())`.
@@ -471,8 +473,30 @@ impl Core {
         data: &[u8],
         on_written: impl FnOnce(&mut Core, Result<()>) + 'static,
     ) -> Result<bool> {
-        let mut on_written = Some(self.on_written(Box::new(on_written)));
-        self.write_bufs(stream, &[data], &mut on_written)
+        let on_written = self.on_written(Box::new(on_written));
+        // Registered only once the write has succeeded: a failed flush in `write_vectored`
+        // must not call it with an error while this call returns one.
+        let below = self.write_vectored(stream, &[data])?;
+        self.wait_for_queue(stream.0, on_written);
+        Ok(below)
+    }
+
+    /// Hands `on_written` to stream `id`'s queue, due once what is queued now has been sent;
+    /// with nothing queued, to the check phase. A stream still connecting gets a queue even
+    /// for an empty write: until it is connected, nothing has reached the kernel.
+    fn wait_for_queue(&mut self, id: HandleId, on_written: OnWritten) {
+        let queue = match self.handles.get_mut(id) {
+            Some(Handle { state: State::Stream(state), .. })
+                if state.queue.is_some() || state.connecting =>
+            {
+                state.queue.get_or_insert_with(Box::default)
+            }
+            _ => {
+                self.deferred.push_as(on_written.into_task(Ok(())), Kind::WriteDone);
+                return;
+            }
+        };
+        queue.push_done(on_written);
     }
 
     /// A `write_with` callback, with the act that queued it recorded at the caller's site.
@@ -485,17 +509,6 @@ impl Core {
     /// [`Core::write`] for several buffers, sent with one `writev` (a response head and body,
     /// say).
     pub fn write_vectored(&mut self, stream: Stream, bufs: &[&[u8]]) -> Result<bool> {
-        self.write_bufs(stream, bufs, &mut None)
-    }
-
-    /// Every write: `bufs`, then `on_written` once the kernel has taken them. The callback is
-    /// taken out of `on_written` once it is handed over; after an error it is still there.
-    fn write_bufs(
-        &mut self,
-        stream: Stream,
-        bufs: &[&[u8]],
-        on_written: &mut Option<OnWritten>,
-    ) -> Result<bool> {
         let id = stream.0;
         let state = self.open_stream_mut(id)?;
         if state.shutdown_requested {
@@ -508,7 +521,6 @@ impl Core {
             // other write.
             let below = state.queued() <= state.high_water as usize;
             state.needs_drain |= !below;
-            self.wait_for_queue(id, on_written);
             return Ok(below);
         }
         let mut sent = 0;
@@ -537,9 +549,6 @@ impl Core {
                 }
             }
             if sent == total {
-                if let Some(on_written) = on_written.take() {
-                    self.deferred.push_as(on_written.into_task(Ok(())), Kind::WriteDone);
-                }
                 return Ok(true);
             }
         }
@@ -560,20 +569,7 @@ impl Core {
         let Some(state) = self.stream_mut(id) else { return Err(Error::Closed(id)) };
         let below = state.queued() <= state.high_water as usize;
         state.needs_drain |= !below;
-        // Registered last, so that a flush above that failed has not called it with an
-        // error while this call returns one.
-        self.wait_for_queue(id, on_written);
         Ok(below)
-    }
-
-    /// Hands `on_written` to stream `id`'s queue, due once what is queued now has been sent;
-    /// with nothing queued, to the check phase.
-    fn wait_for_queue(&mut self, id: HandleId, on_written: &mut Option<OnWritten>) {
-        let Some(on_written) = on_written.take() else { return };
-        match self.stream_mut(id).and_then(|state| state.queue.as_deref_mut()) {
-            Some(queue) => queue.push_done(on_written),
-            None => self.deferred.push_as(on_written.into_task(Ok(())), Kind::WriteDone),
-        }
     }
 
     /// Sets the stream's watermarks: `write` returns `false` above `high` queued bytes, and

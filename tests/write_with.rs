@@ -399,6 +399,76 @@ fn a_graceful_close_that_times_out_fails_the_outstanding_callbacks_with_timed_ou
     });
 }
 
+/// Logs `on_close`, and nothing else.
+struct Closes(Log);
+
+impl StreamHandler for Closes {
+    fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+
+    fn on_close(&mut self, _: &mut Core, _: Stream, error: Option<std::io::Error>) {
+        self.0.push(format!("on_close: {:?}", error.map(|err| err.kind())));
+    }
+}
+
+#[test]
+fn writes_made_while_connecting_fail_with_the_connects_error_if_it_fails() {
+    within(LIMIT, || {
+        // A port that was free a moment ago, and on which nothing listens any more.
+        let addr = std::net::TcpListener::bind(localhost()).unwrap().local_addr().unwrap();
+        let mut lp = new_loop();
+        let log = Log::default();
+        let stream = lp.connect_tcp(addr, Closes(log.clone())).unwrap();
+        for (n, data) in [&b""[..], b"queued while connecting", b""].into_iter().enumerate() {
+            let l = log.clone();
+            let below = lp.write_with(stream, data, move |_, result| {
+                l.push(format!("write {n}: {}", outcome(&result, stream)));
+            });
+            assert!(below.unwrap());
+        }
+        lp.run().unwrap();
+        assert_eq!(
+            log.take(),
+            [
+                // Even an empty write waits for the connect.
+                "write 0: Io(ConnectionRefused)",
+                "write 1: Io(ConnectionRefused)",
+                "write 2: Io(ConnectionRefused)",
+                "on_close: Some(ConnectionRefused)",
+            ]
+        );
+    });
+}
+
+/// Logs `on_open`.
+struct Opens(Log);
+
+impl StreamHandler for Opens {
+    fn on_open(&mut self, _: &mut Conn<'_>) {
+        self.0.push("on_open");
+    }
+
+    fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+}
+
+#[test]
+fn an_empty_write_made_while_connecting_completes_after_on_open() {
+    within(LIMIT, || {
+        let mut lp = new_loop();
+        let log = Log::default();
+        let addr = serve_one(&mut lp, &Log::default(), |conn| conn.close());
+        // By name, even an IP literal: the lookup on the pool keeps the stream connecting for
+        // an iteration or more, during which nothing has reached the kernel.
+        let stream = lp.connect_host("127.0.0.1", addr.port(), Opens(log.clone())).unwrap();
+        let l = log.clone();
+        let below = lp.write_with(stream, b"", move |_, result| {
+            l.push(format!("written: {}", outcome(&result, stream)));
+        });
+        assert!(below.unwrap());
+        lp.run().unwrap();
+        assert_eq!(log.take(), ["on_open", "written: Ok"]);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. Writes that fail at once
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ use std::mem;
 
 use super::{CLOSE_TIMEOUT, DISCARD_LIMIT, Linger, READ_BUDGET, READ_BUFFER_SIZE, Socket};
 use crate::Error;
-use crate::buf::MAX_IOVECS;
+use crate::buf::{MAX_IOVECS, WriteQueue};
+use crate::deferred::Deferred;
 use crate::dispatch::{self, Event, StreamEvent, Task};
 use crate::event_loop::Core;
 use crate::handle::{Handle, HandleId, State};
@@ -192,9 +193,7 @@ impl Core {
                     Ok(n) => {
                         queue.consume(n);
                         // Before a later `writev` can fail: these bytes are the kernel's.
-                        while let Some(done) = queue.pop_done() {
-                            self.deferred.push_as(done.into_task(Ok(())), Kind::WriteDone);
-                        }
+                        written(queue, &mut self.deferred);
                     }
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                     Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -205,7 +204,9 @@ impl Core {
                 }
             }
             if queue.is_empty() {
-                // Idle again: give the memory back.
+                // Idle again: give the memory back. (Callbacks may be left in it: those of
+                // empty writes made while connecting.)
+                written(queue, &mut self.deferred);
                 state.queue = None;
             }
         }
@@ -330,6 +331,13 @@ impl Core {
         }
         self.set_active(id, false);
         self.closing.push(id, on_close, error);
+    }
+}
+
+/// Hands the `write_with` callbacks whose bytes have all been sent to the check phase.
+fn written(queue: &mut WriteQueue, deferred: &mut Deferred) {
+    while let Some(done) = queue.pop_done() {
+        deferred.push_as(done.into_task(Ok(())), Kind::WriteDone);
     }
 }
 
