@@ -339,7 +339,8 @@ impl PanicReport<'_> {
     }
 
     /// What kind of callback panicked: a handle kind ("timer", "idle", "prepare", "check",
-    /// "signal", "stream", "listener", "udp", "fs_watch"), "deferred" or "posted".
+    /// "signal", "stream", "listener", "udp", "process", "fs_watch"), or a one-shot callback
+    /// ("deferred", "posted", "work done", "write done").
     pub fn kind(&self) -> &'static str {
         match self.source {
             Source::Handle { kind, .. } | Source::Close { kind, .. } | Source::Task { kind } => {

@@ -273,7 +273,7 @@ impl Core {
         let Owed { done, site, cause } =
             self.pool.owed.remove(&work.0).expect("owed, checked above");
         let run = Box::new(move |core: &mut Core| done(core, Err(WorkError::Cancelled)));
-        self.deferred.push(Task { run, site, cause });
+        self.deferred.push_as(Task { run, site, cause }, Kind::WorkDone);
         Ok(())
     }
 
