@@ -30,7 +30,7 @@ use reactor::stream::{
     CLOSE_TIMEOUT, DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, READ_BUDGET, READ_BUFFER_SIZE,
 };
 use reactor::{Conn, Core, Error, EventLoop, HandleId, Stream, StreamHandler};
-use util::within;
+use util::{new_loop, run_until, strict, within};
 
 /// How long one test body may take before it fails instead of hanging.
 const LIMIT: Duration = Duration::from_secs(25);
@@ -2007,45 +2007,6 @@ fn temp_socket_path(name: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("reactor-streams-{}-{name}-{n}.sock", std::process::id()))
-}
-
-/// A loop whose panic hook re-raises: an assertion that fails inside a handler fails the test
-/// at once instead of being caught, reported and survived by the loop.
-fn strict(mut lp: EventLoop) -> EventLoop {
-    lp.set_panic_hook(|report| panic!("{report}"));
-    lp
-}
-
-fn new_loop() -> EventLoop {
-    strict(EventLoop::new().unwrap())
-}
-
-/// Runs the loop until `done()` holds. It is checked in every iteration's prepare phase (after
-/// the pending phase, where resumed and budget-stopped streams are read; a `stop()` there keeps
-/// the poll from blocking) and check phase (after the poll phase). What a closing phase does is
-/// seen in the next iteration's prepare phase.
-fn run_until(lp: &mut EventLoop, done: impl Fn() -> bool + 'static) {
-    if done() {
-        return;
-    }
-    let done = Rc::new(done);
-    let (d1, d2) = (done.clone(), done.clone());
-    let prepare = lp.prepare(move |core, _| {
-        if d1() {
-            core.stop();
-        }
-    });
-    let check = lp.check(move |core, _| {
-        if d2() {
-            core.stop();
-        }
-    });
-    lp.unref(prepare).unwrap();
-    lp.unref(check).unwrap();
-    lp.run().unwrap();
-    lp.close(prepare).unwrap();
-    lp.close(check).unwrap();
-    assert!(done(), "the loop ended before the condition held");
 }
 
 /// xorshift64: a small, seeded, reproducible source of test data.

@@ -20,7 +20,7 @@ use std::thread;
 use std::time::Duration;
 
 use reactor::{Conn, Core, Error, EventLoop, HandleId, Stream, StreamHandler, trace};
-use util::within;
+use util::{new_loop, run_until, strict, within};
 
 /// How long one test body may take before it fails instead of hanging.
 const LIMIT: Duration = Duration::from_secs(25);
@@ -782,40 +782,4 @@ fn read_to_eof(socket: &mut TcpStream) -> Vec<u8> {
     let mut got = Vec::new();
     socket.read_to_end(&mut got).unwrap();
     got
-}
-
-/// A loop whose panic hook re-raises: an assertion that fails inside a callback fails the test
-/// at once instead of being caught and survived by the loop.
-fn strict(mut lp: EventLoop) -> EventLoop {
-    lp.set_panic_hook(|report| panic!("{report}"));
-    lp
-}
-
-fn new_loop() -> EventLoop {
-    strict(EventLoop::new().unwrap())
-}
-
-/// Runs the loop until `done()` holds, checked in every prepare and check phase.
-fn run_until(lp: &mut EventLoop, done: impl Fn() -> bool + 'static) {
-    if done() {
-        return;
-    }
-    let done = Rc::new(done);
-    let (d1, d2) = (done.clone(), done.clone());
-    let prepare = lp.prepare(move |core, _| {
-        if d1() {
-            core.stop();
-        }
-    });
-    let check = lp.check(move |core, _| {
-        if d2() {
-            core.stop();
-        }
-    });
-    lp.unref(prepare).unwrap();
-    lp.unref(check).unwrap();
-    lp.run().unwrap();
-    lp.close(prepare).unwrap();
-    lp.close(check).unwrap();
-    assert!(done(), "the loop ended before the condition held");
 }

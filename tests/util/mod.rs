@@ -3,6 +3,7 @@
 
 pub mod child;
 
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -126,4 +127,44 @@ impl BusyPool {
     pub fn release(self) {
         let _ = self.release.send(());
     }
+}
+
+/// A loop whose panic hook re-raises: an assertion that fails inside a handler fails the test
+/// at once instead of being caught, reported and survived by the loop.
+pub fn strict(mut lp: EventLoop) -> EventLoop {
+    lp.set_panic_hook(|report| panic!("{report}"));
+    lp
+}
+
+/// A new [`strict`] loop.
+pub fn new_loop() -> EventLoop {
+    strict(EventLoop::new().unwrap())
+}
+
+/// Runs the loop until `done()` holds. It is checked in every iteration's prepare phase (after
+/// the pending phase, where resumed and budget-stopped streams are read; a `stop()` there keeps
+/// the poll from blocking) and check phase (after the poll phase). What a closing phase does is
+/// seen in the next iteration's prepare phase.
+pub fn run_until(lp: &mut EventLoop, done: impl Fn() -> bool + 'static) {
+    if done() {
+        return;
+    }
+    let done = Rc::new(done);
+    let (d1, d2) = (done.clone(), done.clone());
+    let prepare = lp.prepare(move |core, _| {
+        if d1() {
+            core.stop();
+        }
+    });
+    let check = lp.check(move |core, _| {
+        if d2() {
+            core.stop();
+        }
+    });
+    lp.unref(prepare).unwrap();
+    lp.unref(check).unwrap();
+    lp.run().unwrap();
+    lp.close(prepare).unwrap();
+    lp.close(check).unwrap();
+    assert!(done(), "the loop ended before the condition held");
 }
